@@ -1,0 +1,99 @@
+/* HTTP/1.1 message head types (RFC 9112). A parsed head points into the
+ * caller's contiguous buffer; nothing is copied. */
+#ifndef TURNOUT_H1_T_H
+#define TURNOUT_H1_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum tn_h1_method {
+    TN_H1_M_OTHER = 0, /* a valid extension token */
+    TN_H1_M_GET,
+    TN_H1_M_HEAD,
+    TN_H1_M_POST,
+    TN_H1_M_PUT,
+    TN_H1_M_DELETE,
+    TN_H1_M_OPTIONS,
+    TN_H1_M_PATCH,
+    TN_H1_M_TRACE,
+    TN_H1_M_CONNECT
+};
+
+/* How the message body is delimited (RFC 9112 section 6.3). */
+enum tn_h1_framing {
+    TN_H1_BODY_NONE,    /* no body */
+    TN_H1_BODY_LENGTH,  /* Content-Length bytes */
+    TN_H1_BODY_CHUNKED, /* Transfer-Encoding: chunked */
+    TN_H1_BODY_CLOSE    /* responses only: until the server closes */
+};
+
+/* Header flags set by the parser, so the proxy knows what to drop or
+ * rewrite when it forwards the head. */
+#define TN_H1_HDR_F_HOP 0x01     /* hop-by-hop: Connection, Keep-Alive, Proxy-Connection, TE,
+                                  * Trailer, Upgrade, and every field named in Connection */
+#define TN_H1_HDR_F_FRAMING 0x02 /* Content-Length or Transfer-Encoding: regenerated */
+#define TN_H1_HDR_F_HOST 0x04    /* Host: regenerated from tn_h1_req.host */
+#define TN_H1_HDR_F_XFF 0x08     /* X-Forwarded-For: merged into the one the proxy writes */
+#define TN_H1_HDR_F_XFP 0x10     /* X-Forwarded-Proto: replaced */
+
+struct tn_h1_hdr {
+    const char *name;
+    const char *value; /* OWS trimmed on both sides */
+    uint32_t name_len;
+    uint32_t value_len;
+    uint32_t flags;
+};
+
+struct tn_h1_limits {
+    size_t max_head;      /* whole head incl. request/status line: else 431 (resp: error) */
+    size_t max_uri;       /* request line: else 414 */
+    unsigned max_headers; /* field lines: else 431; also the size of the hdrs array */
+};
+
+/* Incremental search for the end of a head; zero it before the first call
+ * and keep it while more bytes arrive for the same head. */
+struct tn_h1_scan {
+    size_t pos;   /* next byte to examine */
+    size_t start; /* first byte of the start line (leading CRLFs skipped) */
+    size_t line;  /* offset of the current line's first byte */
+};
+
+#define TN_H1_REQ_F_CLOSE 0x01           /* the connection ends after this exchange */
+#define TN_H1_REQ_F_EXPECT_CONTINUE 0x02 /* Expect: 100-continue */
+#define TN_H1_REQ_F_ABSOLUTE 0x04        /* target was absolute-form, reduced to origin-form */
+#define TN_H1_REQ_F_ASTERISK 0x08        /* OPTIONS * */
+
+struct tn_h1_req {
+    enum tn_h1_method method;
+    const char *method_str;
+    size_t method_len;
+    const char *target; /* origin-form path[?query], or "*" */
+    size_t target_len;
+    const char *host; /* Host value or the absolute-form authority; NULL when absent (1.0) */
+    size_t host_len;
+    int minor; /* 0 or 1 (HTTP/1.2+ is treated as 1.1) */
+    enum tn_h1_framing framing;
+    uint64_t content_length;
+    uint32_t flags;
+    struct tn_h1_hdr *hdrs; /* caller's array of limits.max_headers entries */
+    unsigned nhdrs;
+    size_t head_len; /* bytes of the head, from buf[0] to the end of the blank line */
+    int status;      /* on TN_ERR: the status to answer (400, 414, 431, 501, 505) */
+};
+
+#define TN_H1_RESP_F_CLOSE 0x01 /* the server closes after this response */
+
+struct tn_h1_resp {
+    int status;
+    int minor;
+    const char *reason;
+    size_t reason_len;
+    enum tn_h1_framing framing;
+    uint64_t content_length;
+    uint32_t flags;
+    struct tn_h1_hdr *hdrs; /* caller's array of limits.max_headers entries */
+    unsigned nhdrs;
+    size_t head_len;
+};
+
+#endif

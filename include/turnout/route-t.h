@@ -1,0 +1,74 @@
+/* Routing types: the plan (an immutable snapshot of routes, compiled
+ * regexes and backends) and the decision taken for one request. */
+#ifndef TURNOUT_ROUTE_T_H
+#define TURNOUT_ROUTE_T_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "turnout/conf-t.h"
+#include "turnout/h1-t.h"
+
+struct pcre2_real_code_8;
+struct pcre2_real_match_data_8;
+
+struct tn_plan_route {
+    const struct tn_conf_route *conf;
+    struct pcre2_real_code_8 *host_re; /* NULL: any host */
+    struct pcre2_real_code_8 *path_re; /* NULL: any path */
+    struct pcre2_real_code_8 **header_re; /* conf->match.nheaders entries */
+    uint32_t percent_x100; /* shift percent in force (starts at the configured one) */
+};
+
+/* Immutable once published. Workers hold one reference per stream. */
+struct tn_plan {
+    atomic_uint refs;
+    uint64_t version;
+    struct tn_conf *conf; /* owned */
+    struct tn_plan_route *routes;
+    size_t nroutes;
+};
+
+/* Why the backend was chosen; names come from tn_route_reason_name(). */
+#define TN_ROUTE_REASONS(X)                                                                        \
+    X(NO_ROUTE)   /* no route matched: the proxy answers 503 */                                    \
+    X(ROUTE_PIN)  /* the route names a backend */                                                  \
+    X(SHIFT_TO)   /* bucket < percent: shifted to "to" */                                          \
+    X(SHIFT_FROM) /* bucket >= percent: stays on "from" */
+
+enum tn_route_reason {
+#define TN_X_ENUM(r) TN_ROUTE_##r,
+    TN_ROUTE_REASONS(TN_X_ENUM)
+#undef TN_X_ENUM
+};
+
+/* What the router needs to know about a request; borrowed pointers. */
+struct tn_route_req {
+    const char *method;
+    size_t method_len;
+    const char *host; /* Host value, may carry ":port"; NULL when absent */
+    size_t host_len;
+    const char *target; /* origin-form path[?query] */
+    size_t target_len;
+    const struct tn_h1_hdr *hdrs;
+    unsigned nhdrs;
+    const char *client_ip; /* textual client address, NUL-terminated */
+};
+
+#define TN_ROUTE_UID_LEN 32
+
+struct tn_decision {
+    int route;   /* index into plan->routes, -1 when none matched */
+    int backend; /* index into plan->conf->backends, -1 when none */
+    enum tn_route_reason reason;
+    enum tn_sticky_kind key_source; /* TN_STICKY_NONE for pinned routes */
+    const char *key;                /* borrowed from the request, or key_buf */
+    size_t key_len;
+    char key_buf[TN_ROUTE_UID_LEN + 1]; /* a freshly generated uid */
+    int set_cookie;                     /* 1: send assign_cookie with key_buf */
+    int has_bucket;
+    uint32_t bucket; /* 0..999999 */
+};
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: filled in by its module's author */
+typedef int tn_placeholder_reply_t;

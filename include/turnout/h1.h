@@ -31,7 +31,7 @@ int tn_h1_parse_resp(struct tn_h1_resp *resp, const char *buf, size_t len, enum 
 /* Returns the first header called name (case-insensitive), or NULL. */
 const struct tn_h1_hdr *tn_h1_find(const struct tn_h1_hdr *hdrs, unsigned n, const char *name);
 
-/* Finds cookie name in all Cookie headers; sets *val/*vlen. Returns 1 if found. */
+/* Finds cookie name in all Cookie headers; sets *val and *vlen. Returns 1 if found. */
 int tn_h1_cookie(const struct tn_h1_hdr *hdrs, unsigned n, const char *name, const char **val,
                  size_t *vlen);
 
@@ -41,5 +41,20 @@ int tn_h1_query_param(const char *target, size_t tlen, const char *name, const c
 
 /* Canonical reason phrase for a status code ("Bad Request"). */
 const char *tn_h1_reason(int status);
+
+/* ---- Codec internals, shared by src/http/h1.c, h1_resp.c and chunked.c ---- */
+
+/* Byte class table (TN_H1_C_* bits), indexed by unsigned char. */
+extern const uint8_t tn_h1_ctype[256];
+
+/* Parses the field lines of a head from buf[*off] through the blank line;
+ * buf[0..len) must end with CRLF CRLF. Fills hdrs[0..max) with names,
+ * OWS-trimmed values and flags (is_resp: only HOP and FRAMING), validates
+ * Content-Length and Transfer-Encoding syntax and Connection tokens, flags
+ * the fields Connection names, and summarises framing in *f. Returns TN_OK
+ * with *off just past the blank line, or TN_ERR with f->status and *why.
+ * Borrows buf and hdrs; any thread. */
+int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_h1_hdr *hdrs,
+                       unsigned max, int is_resp, struct tn_h1_fields *f, const char **why);
 
 #endif

@@ -1,1 +1,38 @@
-/* placeholder */
+/* Upstream connections and their per-worker pools: lease an idle
+ * keep-alive connection or open a new one, give it back when the exchange
+ * left it clean, close it otherwise. Worker thread only. */
+#ifndef TURNOUT_POOL_H
+#define TURNOUT_POOL_H
+
+#include "turnout/pool-t.h"
+
+/* Finds or creates the pool for address ss in worker w. Returns NULL on
+ * allocation failure. */
+struct tn_pool *tn_pool_get(struct tn_worker *w, const struct sockaddr *sa, socklen_t len);
+
+/* Takes an idle connection from the pool, or NULL when none is idle. The
+ * connection's callbacks are cleared; the caller installs its own. */
+struct tn_upstream *tn_pool_take(struct tn_pool *p);
+
+/* Starts a new non-blocking connection to the pool's server. Returns NULL
+ * (with *why) when the socket cannot even be created. */
+struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why);
+
+/* Gives a clean connection back to its pool (idle timeout armed), or closes
+ * it when the pool is full or the worker drains. Takes ownership. */
+void tn_pool_put(struct tn_upstream *u);
+
+/* Closes a leased connection that cannot be reused and frees it. */
+void tn_upstream_discard(struct tn_upstream *u);
+
+/* Closes the connection and frees it, without pool accounting (idle
+ * connections already unlinked); NULL is a no-op. */
+void tn_upstream_free(struct tn_upstream *u);
+
+/* Closes every idle connection of every pool of w (drain, shutdown). */
+void tn_pool_close_idle(struct tn_worker *w);
+
+/* Frees every pool of w (their idle connections included). */
+void tn_pool_free_all(struct tn_worker *w);
+
+#endif

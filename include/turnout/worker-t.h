@@ -1,1 +1,70 @@
-/* placeholder */
+/* Worker types: one thread, one event_base, its own listeners, pools and
+ * plan view. Nothing here is shared with other workers except the plan
+ * (read-only) and the access-log buffer (handed to the writer thread). */
+#ifndef TURNOUT_WORKER_T_H
+#define TURNOUT_WORKER_T_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "turnout/balance.h"
+#include "turnout/pool-t.h"
+#include "turnout/route-t.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct timeval;
+struct tn_client;
+struct tn_accesslog_shard;
+
+TAILQ_HEAD(tn_client_list, tn_client);
+
+/* A plan as one worker uses it: the plan plus worker-local state derived
+ * from it (server -> pool, balancer state). Streams count as users, so a
+ * retired view lives until its last exchange ends, without atomics. */
+struct tn_wplan {
+    struct tn_plan *plan; /* one reference */
+    struct tn_pool ***pools;           /* [backend][server] */
+    struct tn_balance *balance;        /* [backend] */
+    const struct timeval *tv_header, *tv_body, *tv_idle, *tv_connect, *tv_response,
+        *tv_upstream_idle;
+    uint32_t users;
+    int retired;
+};
+
+struct tn_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    struct evconnlistener **listeners;
+    int *listen_fds; /* created by the control thread before the worker starts */
+    size_t nlisteners;
+    struct tn_wplan *wp;           /* current view */
+    _Atomic(struct tn_plan *) pending; /* next plan handed over by the control thread */
+    struct event *plan_ev;         /* activated to adopt `pending` */
+    struct event *drain_ev;        /* activated to start draining */
+    struct event *stop_ev;         /* activated to stop at once */
+    struct pcre2_real_match_data_8 *md;
+    struct tn_pool **pools;
+    size_t npools;
+    struct tn_client_list clients;
+    uint32_t nclients;
+    uint32_t max_clients;
+    int listening;
+    int draining;
+    uint64_t next_id;
+    char *scratch; /* head serialization space, see tn_worker_scratch */
+    size_t scratch_len;
+    struct tn_h1_hdr *hdrs; /* parse space for one head */
+    uint32_t max_hdrs;
+    struct tn_accesslog_shard *log;
+    void (*on_exit)(void *arg); /* called on the worker thread as it ends */
+    void *on_exit_arg;
+    char date[40]; /* cached ISO time for the access log */
+    int64_t date_sec;
+};
+
+#endif

@@ -1,1 +1,38 @@
-/* placeholder */
+/* Worker threads: each runs its own event loop with its own SO_REUSEPORT
+ * listeners; the control thread hands plans over and asks it to drain. */
+#ifndef TURNOUT_WORKER_H
+#define TURNOUT_WORKER_H
+
+#include "turnout/worker-t.h"
+
+/* Creates worker id with its event base and listeners on the given fds
+ * (takes them). Returns NULL with *why on failure. Control thread. */
+struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *plan,
+                                const char **why);
+
+/* Starts the worker thread. Returns TN_OK or TN_ERR. */
+int tn_worker_start(struct tn_worker *w);
+
+/* Hands plan (a new reference, taken by the worker) to w; the worker
+ * adopts it for the next exchanges. Control thread. */
+void tn_worker_publish(struct tn_worker *w, struct tn_plan *plan);
+
+/* Asks w to stop accepting and finish what is in flight; the thread exits
+ * when no client is left. Control thread. */
+void tn_worker_drain(struct tn_worker *w);
+
+/* Asks w to exit its loop now. Control thread. */
+void tn_worker_stop(struct tn_worker *w);
+
+/* Waits for the thread and frees w. */
+void tn_worker_join_free(struct tn_worker *w);
+
+/* Worker thread: takes one user of the current plan view for an exchange. */
+struct tn_wplan *tn_wplan_acquire(struct tn_worker *w);
+void tn_wplan_release(struct tn_worker *w, struct tn_wplan *wp);
+
+/* Worker thread: a client connection ended; may re-enable accepting or
+ * finish a drain. */
+void tn_worker_client_gone(struct tn_worker *w);
+
+#endif

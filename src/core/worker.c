@@ -1,2 +1,331 @@
-/* placeholder: filled in by its module's author */
-typedef int tn_placeholder_worker_t;
+/* Worker threads. Each owns an event_base, its listeners (SO_REUSEPORT
+ * sockets bound by the control thread), its client connections, its
+ * upstream pools and its view of the current plan. The control thread talks
+ * to a worker only through three events it activates (plan, drain, stop)
+ * and the `pending` plan pointer. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "turnout/accesslog.h"
+#include "turnout/client.h"
+#include "turnout/common.h"
+#include "turnout/log.h"
+#include "turnout/pool.h"
+#include "turnout/route.h"
+#include "turnout/worker.h"
+
+static const struct timeval *common_tv(struct event_base *base, uint32_t ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+    return event_base_init_common_timeout(base, &tv);
+}
+
+static void wplan_free(struct tn_wplan *wp)
+{
+    size_t b;
+
+    if (!wp)
+        return;
+    for (b = 0; b < wp->plan->conf->nbackends; b++) {
+        if (wp->pools)
+            free(wp->pools[b]);
+        if (wp->balance)
+            tn_balance_deinit(&wp->balance[b]);
+    }
+    free(wp->pools);
+    free(wp->balance);
+    tn_plan_unref(wp->plan);
+    free(wp);
+}
+
+/* Builds w's view of plan (takes the reference). NULL on allocation failure. */
+static struct tn_wplan *wplan_new(struct tn_worker *w, struct tn_plan *plan)
+{
+    const struct tn_conf *conf = plan->conf;
+    const struct tn_conf_timeouts *t = &conf->timeouts;
+    struct tn_wplan *wp = calloc(1, sizeof(*wp));
+    size_t b, s;
+
+    if (!wp) {
+        tn_plan_unref(plan);
+        return NULL;
+    }
+    wp->plan = plan;
+    wp->pools = calloc(conf->nbackends ? conf->nbackends : 1, sizeof(*wp->pools));
+    wp->balance = calloc(conf->nbackends ? conf->nbackends : 1, sizeof(*wp->balance));
+    if (!wp->pools || !wp->balance)
+        goto fail;
+    for (b = 0; b < conf->nbackends; b++) {
+        const struct tn_conf_backend *be = &conf->backends[b];
+
+        wp->pools[b] = calloc(be->nservers ? be->nservers : 1, sizeof(**wp->pools));
+        if (!wp->pools[b] || tn_balance_init(&wp->balance[b], be) != TN_OK)
+            goto fail;
+        for (s = 0; s < be->nservers; s++) {
+            const struct tn_conf_addr *a = &be->servers[s].addr;
+
+            wp->pools[b][s] = tn_pool_get(w, (const struct sockaddr *)&a->ss, a->len);
+            if (!wp->pools[b][s])
+                goto fail;
+        }
+    }
+    wp->tv_header = common_tv(w->base, t->client_header_ms);
+    wp->tv_body = common_tv(w->base, t->client_body_ms);
+    wp->tv_idle = common_tv(w->base, t->client_idle_ms);
+    wp->tv_connect = common_tv(w->base, t->connect_ms);
+    wp->tv_response = common_tv(w->base, t->response_ms);
+    wp->tv_upstream_idle = common_tv(w->base, t->upstream_idle_ms);
+    return wp;
+fail:
+    wplan_free(wp);
+    return NULL;
+}
+
+/* Sizes the per-worker parse and serialization space for conf's limits. */
+static int size_scratch(struct tn_worker *w, const struct tn_conf *conf)
+{
+    size_t need = conf->limits.header_size * 2 + 8192;
+    uint32_t nh = conf->limits.headers + 8;
+
+    if (need > w->scratch_len) {
+        char *s = realloc(w->scratch, need);
+
+        if (!s)
+            return TN_ERR;
+        w->scratch = s;
+        w->scratch_len = need;
+    }
+    if (nh > w->max_hdrs) {
+        struct tn_h1_hdr *h = realloc(w->hdrs, nh * sizeof(*h));
+
+        if (!h)
+            return TN_ERR;
+        w->hdrs = h;
+        w->max_hdrs = nh;
+    }
+    return TN_OK;
+}
+
+struct tn_wplan *tn_wplan_acquire(struct tn_worker *w)
+{
+    w->wp->users++;
+    return w->wp;
+}
+
+void tn_wplan_release(struct tn_worker *w, struct tn_wplan *wp)
+{
+    (void)w;
+    TN_BUG_ON(wp->users == 0);
+    if (--wp->users == 0 && wp->retired)
+        wplan_free(wp);
+}
+
+static void on_plan(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_worker *w = arg;
+    struct tn_plan *p = atomic_exchange(&w->pending, NULL);
+    struct tn_wplan *wp, *old = w->wp;
+
+    (void)fd;
+    (void)what;
+    if (!p)
+        return;
+    if (size_scratch(w, p->conf) != TN_OK || !(wp = wplan_new(w, p))) {
+        tn_log(TN_LOG_ERR, "worker %d: out of memory adopting plan %llu; keeping the old one",
+               w->id, (unsigned long long)p->version);
+        return;
+    }
+    w->wp = wp;
+    old->retired = 1;
+    if (!old->users)
+        wplan_free(old);
+}
+
+static void set_listening(struct tn_worker *w, int on)
+{
+    size_t i;
+
+    if (w->listening == on || !w->listeners)
+        return;
+    for (i = 0; i < w->nlisteners; i++) {
+        if (on)
+            evconnlistener_enable(w->listeners[i]);
+        else
+            evconnlistener_disable(w->listeners[i]);
+    }
+    w->listening = on;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    struct tn_worker *w = arg;
+
+    (void)l;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    tn_client_accept(w, fd, sa, (socklen_t)len);
+    if (w->nclients >= w->max_clients)
+        set_listening(w, 0);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct tn_worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)l;
+    tn_log(TN_LOG_WARN, "worker %d: accept: %s", w->id, evutil_socket_error_to_string(err));
+}
+
+void tn_worker_client_gone(struct tn_worker *w)
+{
+    TN_BUG_ON(w->nclients == 0);
+    w->nclients--;
+    if (w->draining) {
+        if (!w->nclients)
+            event_base_loopexit(w->base, NULL);
+        return;
+    }
+    if (!w->listening && w->nclients < w->max_clients)
+        set_listening(w, 1);
+}
+
+static void free_listeners(struct tn_worker *w)
+{
+    size_t i;
+
+    if (!w->listeners)
+        return;
+    for (i = 0; i < w->nlisteners; i++)
+        evconnlistener_free(w->listeners[i]);
+    free(w->listeners);
+    w->listeners = NULL;
+    w->listening = 0;
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    w->draining = 1;
+    free_listeners(w);
+    tn_client_close_idle(w);
+    tn_pool_close_idle(w);
+    if (!w->nclients)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(w->base);
+}
+
+struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *plan,
+                                const char **why)
+{
+    struct tn_worker *w = tn_xcalloc(1, sizeof(*w));
+    size_t i;
+
+    w->id = id;
+    TAILQ_INIT(&w->clients);
+    w->base = event_base_new();
+    if (!w->base) {
+        *why = "cannot create an event base";
+        return NULL;
+    }
+    w->plan_ev = event_new(w->base, -1, 0, on_plan, w);
+    w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
+    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->md = pcre2_match_data_create(1, NULL);
+    w->log = tn_accesslog_shard_new();
+    w->max_clients = plan->conf->limits.connections;
+    if (size_scratch(w, plan->conf) != TN_OK || !(w->wp = wplan_new(w, plan))) {
+        *why = "out of memory";
+        return NULL;
+    }
+    w->listeners = tn_xcalloc(nfds, sizeof(*w->listeners));
+    w->nlisteners = nfds;
+    for (i = 0; i < nfds; i++) {
+        w->listeners[i] = evconnlistener_new(w->base, on_accept, w,
+                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+                                             fds[i]);
+        if (!w->listeners[i]) {
+            *why = "cannot create a listener";
+            return NULL;
+        }
+        evconnlistener_set_error_cb(w->listeners[i], on_accept_error);
+    }
+    w->listening = 1;
+    return w;
+}
+
+static void *worker_main(void *arg)
+{
+    struct tn_worker *w = arg;
+
+    event_base_dispatch(w->base);
+    tn_client_free_all(w);
+    free_listeners(w);
+    tn_pool_free_all(w);
+    if (w->on_exit)
+        w->on_exit(w->on_exit_arg);
+    return NULL;
+}
+
+int tn_worker_start(struct tn_worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) ? TN_ERR : TN_OK;
+}
+
+void tn_worker_publish(struct tn_worker *w, struct tn_plan *plan)
+{
+    struct tn_plan *old = atomic_exchange(&w->pending, plan);
+
+    tn_plan_unref(old); /* never adopted: a newer one replaced it */
+    event_active(w->plan_ev, 0, 0);
+}
+
+void tn_worker_drain(struct tn_worker *w)
+{
+    event_active(w->drain_ev, 0, 0);
+}
+
+void tn_worker_stop(struct tn_worker *w)
+{
+    event_active(w->stop_ev, 0, 0);
+}
+
+void tn_worker_join_free(struct tn_worker *w)
+{
+    if (!w)
+        return;
+    pthread_join(w->thread, NULL);
+    tn_plan_unref(atomic_exchange(&w->pending, NULL));
+    wplan_free(w->wp);
+    event_free(w->plan_ev);
+    event_free(w->drain_ev);
+    event_free(w->stop_ev);
+    pcre2_match_data_free(w->md);
+    event_base_free(w->base);
+    free(w->scratch);
+    free(w->hdrs);
+    free(w->listen_fds);
+    free(w);
+}

@@ -39,7 +39,7 @@ static const char *const state_names[] = {
 /* Legal next states for each state (staying put is always legal). */
 static const unsigned legal_next[] = {
     [TN_CLIENT_IDLE] = BIT(REQ_HEAD) | BIT(CLOSING),
-    [TN_CLIENT_REQ_HEAD] = BIT(CONNECT) | BIT(IDLE) | BIT(CLOSING),
+    [TN_CLIENT_REQ_HEAD] = BIT(CONNECT) | BIT(REQ_BODY) | BIT(WAIT_RESP) | BIT(IDLE) | BIT(CLOSING),
     [TN_CLIENT_CONNECT] = BIT(REQ_BODY) | BIT(WAIT_RESP) | BIT(RESP) | BIT(IDLE) | BIT(CLOSING),
     [TN_CLIENT_REQ_BODY] = BIT(CONNECT) | BIT(WAIT_RESP) | BIT(RESP) | BIT(IDLE) | BIT(CLOSING),
     [TN_CLIENT_WAIT_RESP] = BIT(CONNECT) | BIT(RESP) | BIT(IDLE) | BIT(CLOSING),

@@ -44,7 +44,6 @@ enum tn_client_state {
 #define TN_CLIENT_F_RETRIED 0x0080     /* already replayed once on a fresh connection */
 #define TN_CLIENT_F_RESP_CHUNK 0x0100  /* re-framing a close-delimited response as chunked */
 #define TN_CLIENT_F_UP_REUSABLE 0x0200 /* upstream may go back to its pool after this exchange */
-#define TN_CLIENT_F_BODY_SEEN 0x0400   /* a body byte arrived in this client_body period */
 
 /* What the access log says about one exchange. */
 struct tn_exchange_log {
@@ -75,6 +74,7 @@ struct tn_client {
     int server; /* index in the chosen backend, -1 before choice */
     struct tn_upstream *up;
     uint64_t req_left;     /* Content-Length body bytes still to forward */
+    uint64_t body_period;  /* request body bytes received in this client_body period */
     struct tn_chunked req_chunked;
     struct tn_h1_scan resp_scan;
     int resp_status;

@@ -67,6 +67,7 @@ struct tn_conf_limits {
     uint32_t headers;     /* header field count: default 100 */
     size_t uri;           /* request line: default 8k */
     uint32_t connections; /* client connections, whole process: default 10000 */
+    size_t body;          /* request body bytes ("limits.body"): default 0 = unlimited */
 };
 
 struct tn_conf_health {

@@ -96,4 +96,38 @@ struct tn_h1_resp {
     size_t head_len;
 };
 
+/* ---- Codec internals, shared by src/http/h1.c, h1_resp.c and chunked.c ---- */
+
+/* Byte classes of tn_h1_ctype[]. */
+#define TN_H1_C_TCHAR 0x01  /* token character (RFC 9110 5.6.2) */
+#define TN_H1_C_FVAL 0x02   /* field value byte: HTAB, SP, VCHAR, obs-text */
+#define TN_H1_C_URI 0x04    /* request-target byte: VCHAR except '#' */
+#define TN_H1_C_HEX 0x08    /* HEXDIG */
+#define TN_H1_C_HOST 0x10   /* reg-name/IPv4 byte we accept: ALPHA DIGIT - . _ ~ */
+#define TN_H1_C_QDTEXT 0x20 /* quoted-string text: HTAB, SP, VCHAR except '"' and '\\', obs-text */
+
+#define TN_H1_MAX_EMPTY_LINES 4 /* CRLFs tolerated before a start line */
+
+#define TN_H1_CONN_F_CLOSE 0x01     /* Connection: close */
+#define TN_H1_CONN_F_KEEPALIVE 0x02 /* Connection: keep-alive */
+
+/* What tn_h1_parse_fields() saw in the field lines of one head. */
+struct tn_h1_fields {
+    unsigned nhdrs;          /* field lines stored in hdrs */
+    unsigned nhost;          /* Host fields */
+    unsigned host;           /* index of the first Host field (valid when nhost) */
+    unsigned ncl;            /* Content-Length fields (at most 1 after TN_OK) */
+    uint64_t content_length; /* its value */
+    unsigned nte;            /* Transfer-Encoding fields */
+    unsigned te_codings;     /* codings in all of them, read as one list */
+    unsigned te_chunked;     /* how many of those are "chunked" */
+    int te_last_chunked;     /* the final coding is "chunked" */
+    uint32_t conn;           /* TN_H1_CONN_F_* from the Connection fields */
+    unsigned nconn;          /* Connection fields */
+    unsigned conn_first;     /* index of the first one (valid when nconn) */
+    int conn_names;          /* Connection names some other field: flag it HOP */
+    int expect_continue;     /* Expect: 100-continue */
+    int status;              /* on TN_ERR: 400, or 431 for too many fields */
+};
+
 #endif

@@ -22,6 +22,10 @@ struct tn_accesslog_shard;
 
 TAILQ_HEAD(tn_client_list, tn_client);
 
+#define TN_WORKER_CMD_PLAN 0x1  /* adopt `pending` */
+#define TN_WORKER_CMD_DRAIN 0x2 /* stop accepting, finish in-flight exchanges, exit */
+#define TN_WORKER_CMD_STOP 0x4  /* exit the loop now */
+
 /* A plan as one worker uses it: the plan plus worker-local state derived
  * from it (server -> pool, balancer state). Streams count as users, so a
  * retired view lives until its last exchange ends, without atomics. */
@@ -44,9 +48,9 @@ struct tn_worker {
     size_t nlisteners;
     struct tn_wplan *wp;           /* current view */
     _Atomic(struct tn_plan *) pending; /* next plan handed over by the control thread */
-    struct event *plan_ev;         /* activated to adopt `pending` */
-    struct event *drain_ev;        /* activated to start draining */
-    struct event *stop_ev;         /* activated to stop at once */
+    int notify_fd;                 /* eventfd the control thread writes to wake the worker */
+    struct event *notify_ev;
+    atomic_uint cmds;              /* TN_WORKER_CMD_* bits posted by the control thread */
     struct pcre2_real_match_data_8 *md;
     struct tn_pool **pools;
     size_t npools;

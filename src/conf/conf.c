@@ -1,2 +1,1311 @@
-/* placeholder: filled in by its module's author */
-typedef int tn_placeholder_conf_t;
+/* The turnout configuration schema: one key table per YAML mapping, the
+ * defaults, the second pass that resolves names (backends, segments, device
+ * classes) and checks cross-key rules, and tn_conf_load, tn_conf_load_string and tn_conf_free.
+ * Generic YAML walking and scalar parsing live in yaml.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yaml.h>
+
+#include "turnout/common.h"
+#include "turnout/conf-yaml.h"
+#include "turnout/conf.h"
+
+#define MAX_FILE_SIZE (16u << 20) /* a configuration or device catalog larger is a mistake */
+
+/* The load in progress: the generic context plus what the second pass needs. */
+struct loader {
+    struct tn_conf_ctx cx; /* first: handlers get &cx and cast back */
+    struct tn_conf *c;
+    yaml_node_t *routes_node; /* the routes sequence, for second-pass marks */
+    yaml_node_t *segments_node;
+};
+
+static struct loader *loader_of(struct tn_conf_ctx *cx)
+{
+    return (struct loader *)cx;
+}
+
+#define KEY(nm, ty, st, f)                                                                         \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f)                                             \
+    }
+#define KREQ(nm, ty, st, f)                                                                        \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f), .flags = TN_CONF_K_REQUIRED                \
+    }
+#define KCHK(nm, ty, st, f, chk)                                                                   \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f), .check = chk                               \
+    }
+#define KU32(nm, st, f, lo, hi)                                                                    \
+    {                                                                                              \
+        .name = nm, .type = TN_CONF_U32, .off = offsetof(st, f), .min = lo, .max = hi              \
+    }
+#define KFN(nm, st, f, func)                                                                       \
+    {                                                                                              \
+        .name = nm, .type = TN_CONF_FUNC, .off = offsetof(st, f), .fn = func                       \
+    }
+#define KMAP(nm, st, f, tab)                                                                       \
+    {                                                                                              \
+        .name = nm, .type = TN_CONF_MAP, .off = offsetof(st, f), .sub = tab                        \
+    }
+#define KEND                                                                                       \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
+
+/* ---- small helpers ---- */
+
+/* Returns the value node of key in mapping map, or NULL. */
+static yaml_node_t *find_value(struct tn_conf_ctx *cx, yaml_node_t *map, const char *key)
+{
+    size_t i, len;
+
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    len = tn_conf_map_len(map);
+    for (i = 0; i < len; i++) {
+        yaml_node_t *k = tn_conf_map_key(cx, map, i);
+
+        if (k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, key))
+            return tn_conf_map_value(cx, map, i);
+    }
+    return NULL;
+}
+
+static const char *check_env_name(char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i]; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (!(ch == '_' || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              (i && ch >= '0' && ch <= '9')))
+            return "an environment variable name like TURNOUT_TOKEN";
+    }
+    return NULL;
+}
+
+static const char *check_country(char *s)
+{
+    if (strlen(s) != 2)
+        return "an ISO 3166-1 alpha-2 country code like DE";
+    for (int i = 0; i < 2; i++) {
+        if (s[i] >= 'a' && s[i] <= 'z')
+            s[i] = (char)(s[i] - 32);
+        if (s[i] < 'A' || s[i] > 'Z')
+            return "an ISO 3166-1 alpha-2 country code like DE";
+    }
+    return NULL;
+}
+
+static const char *check_continent(char *s)
+{
+    static const char *const codes[] = { "AF", "AN", "AS", "EU", "NA", "OC", "SA" };
+
+    if (!check_country(s))
+        for (size_t i = 0; i < TN_ARRAY_LEN(codes); i++)
+            if (!strcmp(s, codes[i]))
+                return NULL;
+    return "a continent code: AF, AN, AS, EU, NA, OC or SA";
+}
+
+static const char *check_subdivision(char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i]; i++) {
+        if (s[i] >= 'a' && s[i] <= 'z')
+            s[i] = (char)(s[i] - 32);
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-') ||
+            i >= 6)
+            return "an ISO 3166-2 subdivision code like BY or DE-BY";
+    }
+    return NULL;
+}
+
+static const char *check_path(char *s)
+{
+    return s[0] == '/' ? NULL : "a path starting with /";
+}
+
+/* ---- listen ---- */
+
+static int parse_certs(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const struct tn_conf_key cert_keys[] = {
+        KREQ("cert", TN_CONF_STRING, struct tn_conf_cert, cert),
+        KREQ("key", TN_CONF_STRING, struct tn_conf_cert, key),
+        KEND,
+    };
+    struct tn_conf_listen *l = field;
+    size_t i, len;
+
+    if (tn_conf_want_seq(cx, n, "certificates") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_seq_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one { cert, key } in certificates");
+    l->certs = tn_xcalloc(len, sizeof(*l->certs));
+    l->ncerts = len;
+    for (i = 0; i < len; i++)
+        tn_conf_walk(cx, tn_conf_seq_at(cx, n, i), "certificates", cert_keys, &l->certs[i], NULL);
+    return TN_OK;
+}
+
+static const struct tn_conf_key tls_keys[] = {
+    { .name = "certificates", .type = TN_CONF_FUNC, .off = 0, .fn = parse_certs,
+      .flags = TN_CONF_K_REQUIRED },
+    KEND,
+};
+
+static const struct tn_conf_key listen_keys[] = {
+    KREQ("address", TN_CONF_ADDR, struct tn_conf_listen, addr),
+    { .name = "tls", .type = TN_CONF_MAP, .off = 0, .sub = tls_keys },
+    KEND,
+};
+
+static int same_sockaddr(const struct tn_conf_addr *a, const struct tn_conf_addr *b)
+{
+    return a->len && a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
+}
+
+static int parse_listen(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf *c = field;
+    size_t i, j, len;
+
+    if (tn_conf_want_seq(cx, n, "listen") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_seq_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one listener in listen");
+    c->listens = tn_xcalloc(len, sizeof(*c->listens));
+    c->nlistens = len;
+    for (i = 0; i < len; i++) {
+        yaml_node_t *item = tn_conf_seq_at(cx, n, i);
+        struct tn_conf_listen *l = &c->listens[i];
+        struct tn_conf_key k = listen_keys[0];
+
+        if (item->type == YAML_SCALAR_NODE) /* "- 0.0.0.0:8080" shorthand */
+            tn_conf_value(cx, item, &k, &l->addr);
+        else
+            tn_conf_walk(cx, item, "listen", listen_keys, l, NULL);
+        for (j = 0; j < i; j++)
+            if (same_sockaddr(&c->listens[j].addr, &l->addr))
+                tn_conf_err(cx, item, "duplicate listen address \"%s\"", l->addr.text);
+    }
+    return TN_OK;
+}
+
+/* ---- admin, redis, geoip, overrides, trusted_proxies ---- */
+
+static int parse_admin_http(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const struct tn_conf_key k = { .name = "http", .type = TN_CONF_ADDR };
+    struct tn_conf_admin *a = field;
+
+    if (tn_conf_value(cx, n, &k, &a->http_addr) != TN_OK)
+        return TN_ERR;
+    free(a->http);
+    a->http = tn_xstrdup(a->http_addr.text);
+    return TN_OK;
+}
+
+static const struct tn_conf_key admin_keys[] = {
+    KEY("socket", TN_CONF_STRING, struct tn_conf_admin, socket),
+    KEY("socket_mode", TN_CONF_MODE, struct tn_conf_admin, socket_mode),
+    { .name = "http", .type = TN_CONF_FUNC, .off = 0, .fn = parse_admin_http },
+    KEND,
+};
+
+static int parse_redis_address(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const struct tn_conf_key k = { .name = "address", .type = TN_CONF_ADDR };
+    struct tn_conf_redis *r = field;
+
+    if (tn_conf_value(cx, n, &k, &r->addr) != TN_OK)
+        return TN_ERR;
+    free(r->address);
+    r->address = tn_xstrdup(r->addr.text);
+    return TN_OK;
+}
+
+static const struct tn_conf_key redis_keys[] = {
+    { .name = "address", .type = TN_CONF_FUNC, .off = 0, .fn = parse_redis_address,
+      .flags = TN_CONF_K_REQUIRED },
+    KCHK("password_env", TN_CONF_STRING, struct tn_conf_redis, password_env, check_env_name),
+    KCHK("namespace", TN_CONF_STRING, struct tn_conf_redis, namespace_, tn_conf_check_name),
+    KEND,
+};
+
+static const struct tn_conf_key geoip_keys[] = {
+    KREQ("database", TN_CONF_STRING, struct tn_conf, geoip_database),
+    KEND,
+};
+
+static const struct tn_conf_key overrides_keys[] = {
+    KCHK("header", TN_CONF_STRING, struct tn_conf_overrides, header, tn_conf_check_token),
+    KCHK("token_env", TN_CONF_STRING, struct tn_conf_overrides, token_env, check_env_name),
+    KEND,
+};
+
+static int parse_trusted(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const char what[] = "a network like 10.0.0.0/8 or ::1/128 (no host bits set)";
+    struct tn_conf *c = field;
+    size_t i, len = 1;
+
+    if (n->type == YAML_SEQUENCE_NODE)
+        len = tn_conf_seq_len(n);
+    else if (n->type != YAML_SCALAR_NODE)
+        return tn_conf_expect(cx, n, "a list of networks like 10.0.0.0/8");
+    c->trusted_proxies = tn_xcalloc(len, sizeof(*c->trusted_proxies));
+    for (i = 0; i < len; i++) {
+        yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ? tn_conf_seq_at(cx, n, i) : n;
+        const char *s = tn_conf_scalar(cx, item, what);
+
+        if (!s)
+            continue;
+        if (tn_conf_parse_cidr(s, &c->trusted_proxies[c->ntrusted_proxies]) != TN_OK)
+            tn_conf_expect(cx, item, what);
+        else
+            c->ntrusted_proxies++;
+    }
+    return TN_OK;
+}
+
+/* ---- timeouts, limits ---- */
+
+static const struct tn_conf_key timeout_keys[] = {
+    KEY("client_header", TN_CONF_DURATION, struct tn_conf_timeouts, client_header_ms),
+    KEY("client_body", TN_CONF_DURATION, struct tn_conf_timeouts, client_body_ms),
+    KEY("client_idle", TN_CONF_DURATION, struct tn_conf_timeouts, client_idle_ms),
+    KEY("connect", TN_CONF_DURATION, struct tn_conf_timeouts, connect_ms),
+    KEY("response", TN_CONF_DURATION, struct tn_conf_timeouts, response_ms),
+    KEY("upstream_idle", TN_CONF_DURATION, struct tn_conf_timeouts, upstream_idle_ms),
+    KEY("drain", TN_CONF_DURATION, struct tn_conf_timeouts, drain_ms),
+    KEND,
+};
+
+static const struct tn_conf_key limit_keys[] = {
+    KEY("header_size", TN_CONF_SIZE, struct tn_conf_limits, header_size),
+    KU32("headers", struct tn_conf_limits, headers, 1, 10000),
+    KEY("uri", TN_CONF_SIZE, struct tn_conf_limits, uri),
+    KU32("connections", struct tn_conf_limits, connections, 1, 10000000),
+    KEY("body", TN_CONF_SIZE, struct tn_conf_limits, body),
+    KEND,
+};
+
+/* ---- backends ---- */
+
+static const struct tn_conf_key server_keys[] = {
+    KREQ("address", TN_CONF_ADDR, struct tn_conf_server, addr),
+    KU32("weight", struct tn_conf_server, weight, 0, 256),
+    KEY("name", TN_CONF_STRING, struct tn_conf_server, name),
+    KEND,
+};
+
+static const struct tn_conf_key health_keys[] = {
+    KCHK("path", TN_CONF_STRING, struct tn_conf_health, path, check_path),
+    KEY("interval", TN_CONF_DURATION, struct tn_conf_health, interval_ms),
+    KEY("timeout", TN_CONF_DURATION, struct tn_conf_health, timeout_ms),
+    KU32("rise", struct tn_conf_health, rise, 1, 100),
+    KU32("fall", struct tn_conf_health, fall, 1, 100),
+    KEND,
+};
+
+static int parse_servers(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_backend *b = field;
+    size_t i, j, len;
+
+    if (tn_conf_want_seq(cx, n, "servers") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_seq_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one server in servers");
+    b->servers = tn_xcalloc(len, sizeof(*b->servers));
+    b->nservers = len;
+    for (i = 0; i < len; i++) {
+        yaml_node_t *item = tn_conf_seq_at(cx, n, i);
+        struct tn_conf_server *s = &b->servers[i];
+
+        s->weight = 1;
+        if (item->type == YAML_SCALAR_NODE) /* "- 10.0.0.1:80" shorthand */
+            tn_conf_value(cx, item, &server_keys[0], &s->addr);
+        else
+            tn_conf_walk(cx, item, "server", server_keys, s, NULL);
+        if (!s->name && s->addr.text)
+            s->name = tn_xstrdup(s->addr.text);
+        if (!s->name)
+            continue;
+        for (j = 0; j < i; j++)
+            if (b->servers[j].name && !strcmp(b->servers[j].name, s->name))
+                tn_conf_err(cx, item, "duplicate server name \"%s\" in backend %s", s->name,
+                            b->name);
+    }
+    return TN_OK;
+}
+
+static int parse_health(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_health *h = field;
+
+    h->enabled = 1;
+    if (tn_conf_walk(cx, n, "health_check", health_keys, h, NULL) != TN_OK)
+        return TN_ERR;
+    if (h->interval_ms == 0)
+        tn_conf_err(cx, n, "expected a health_check interval above 0");
+    else if (h->timeout_ms == 0 || h->timeout_ms > h->interval_ms)
+        tn_conf_err(cx, n, "expected a health_check timeout above 0 and not above interval");
+    return TN_OK;
+}
+
+static const struct tn_conf_key backend_keys[] = {
+    { .name = "servers", .type = TN_CONF_FUNC, .off = 0, .fn = parse_servers,
+      .flags = TN_CONF_K_REQUIRED },
+    KFN("health_check", struct tn_conf_backend, health, parse_health),
+    KEND,
+};
+
+static int parse_backends(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf *c = field;
+    size_t i, j, len;
+
+    if (tn_conf_want_map(cx, n, "backends") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_map_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one backend in backends");
+    c->backends = tn_xcalloc(len, sizeof(*c->backends));
+    for (i = 0; i < len; i++) {
+        yaml_node_t *kn = tn_conf_map_key(cx, n, i);
+        struct tn_conf_backend *b = &c->backends[c->nbackends];
+
+        if (tn_conf_get_string(cx, kn, tn_conf_check_name, &b->name) != TN_OK)
+            continue;
+        for (j = 0; j < c->nbackends; j++)
+            if (!strcmp(c->backends[j].name, b->name))
+                break;
+        if (j < c->nbackends) {
+            tn_conf_err(cx, kn, "duplicate key \"%s\" in backends", b->name);
+            free(b->name);
+            b->name = NULL;
+            continue;
+        }
+        b->mark = tn_conf_mark_of(kn);
+        b->health.path = tn_xstrdup("/");
+        b->health.interval_ms = 2000;
+        b->health.timeout_ms = 1000;
+        b->health.rise = 2;
+        b->health.fall = 3;
+        c->nbackends++;
+        tn_conf_walk(cx, tn_conf_map_value(cx, n, i), "backend", backend_keys, b, NULL);
+    }
+    return TN_OK;
+}
+
+/* ---- devices ---- */
+
+static int parse_device_map(struct tn_conf_ctx *cx, yaml_node_t *n, struct tn_conf *c)
+{
+    size_t i, j, len;
+
+    if (tn_conf_want_map(cx, n, "devices") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_map_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one device class in devices");
+    c->devices = tn_xcalloc(len, sizeof(*c->devices));
+    for (i = 0; i < len; i++) {
+        yaml_node_t *kn = tn_conf_map_key(cx, n, i);
+        struct tn_conf_device *d = &c->devices[c->ndevices];
+
+        if (tn_conf_get_string(cx, kn, tn_conf_check_name, &d->name) != TN_OK)
+            continue;
+        for (j = 0; j < c->ndevices && strcmp(c->devices[j].name, d->name); j++)
+            ;
+        if (j < c->ndevices || tn_conf_get_regex(cx, tn_conf_map_value(cx, n, i), &d->regex)) {
+            if (j < c->ndevices)
+                tn_conf_err(cx, kn, "duplicate key \"%s\" in devices", d->name);
+            free(d->name);
+            free(d->regex);
+            d->name = d->regex = NULL;
+            continue;
+        }
+        c->ndevices++;
+    }
+    return TN_OK;
+}
+
+/* Reads a whole regular file (at most MAX_FILE_SIZE). Returns malloc'd
+ * text or NULL with errno set. */
+static char *read_file(const char *path, size_t *len)
+{
+    struct stat st;
+    char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+
+    if (!f)
+        return NULL;
+    if (fstat(fileno(f), &st) != 0)
+        goto fail;
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > MAX_FILE_SIZE) {
+        errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        goto fail;
+    }
+    buf = tn_xmalloc((size_t)st.st_size + 1);
+    *len = fread(buf, 1, (size_t)st.st_size, f);
+    if (ferror(f)) {
+        errno = EIO;
+        goto fail;
+    }
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+fail:
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+/* Loads the device catalog file into c, reporting with that file's name. */
+static void load_device_file(struct tn_conf_ctx *cx, yaml_node_t *at, struct tn_conf *c)
+{
+    const char *saved_file = cx->file;
+    yaml_document_t *saved_doc = cx->doc, doc;
+    yaml_parser_t p;
+    size_t len = 0;
+    char *text = read_file(c->devices_file, &len);
+
+    if (!text) {
+        tn_conf_err(cx, at, "cannot read device catalog %s: %s", c->devices_file,
+                    strerror(errno));
+        return;
+    }
+    cx->file = c->devices_file;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&p, &doc)) {
+        tn_conf_parser_err(cx, &p);
+    } else {
+        cx->doc = &doc;
+        parse_device_map(cx, yaml_document_get_root_node(&doc), c);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&p);
+    free(text);
+    cx->file = saved_file;
+    cx->doc = saved_doc;
+}
+
+static int parse_devices(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf *c = field;
+    const char *path, *slash;
+
+    if (n->type != YAML_SCALAR_NODE)
+        return parse_device_map(cx, n, c);
+    if (tn_conf_get_string(cx, n, NULL, &c->devices_file) != TN_OK)
+        return TN_ERR;
+    path = c->devices_file;
+    slash = strrchr(cx->file, '/');
+    if (path[0] != '/' && slash) {
+        size_t dl = (size_t)(slash - cx->file) + 1, pl = strlen(path);
+        char *full = tn_xmalloc(dl + pl + 1);
+
+        memcpy(full, cx->file, dl);
+        memcpy(full + dl, path, pl + 1);
+        free(c->devices_file);
+        c->devices_file = full;
+    }
+    load_device_file(cx, n, c);
+    return TN_OK;
+}
+
+/* ---- segments ---- */
+
+struct segment_tmp {
+    char *header, *cookie, *query, *redis_set, *equals, *regex;
+};
+
+static const struct tn_conf_key segment_keys[] = {
+    KCHK("header", TN_CONF_STRING, struct segment_tmp, header, tn_conf_check_token),
+    KCHK("cookie", TN_CONF_STRING, struct segment_tmp, cookie, tn_conf_check_token),
+    KEY("query", TN_CONF_STRING, struct segment_tmp, query),
+    KEY("redis_set", TN_CONF_STRING, struct segment_tmp, redis_set),
+    KEY("equals", TN_CONF_STRING, struct segment_tmp, equals),
+    KEY("regex", TN_CONF_REGEX, struct segment_tmp, regex),
+    KEND,
+};
+
+static void segment_tmp_free(struct segment_tmp *t)
+{
+    free(t->header);
+    free(t->cookie);
+    free(t->query);
+    free(t->redis_set);
+    free(t->equals);
+    free(t->regex);
+}
+
+/* Turns the keys of one segment into s, checking the combination. */
+static void segment_build(struct tn_conf_ctx *cx, yaml_node_t *n, struct segment_tmp *t,
+                          struct tn_conf_segment *s)
+{
+    int nsrc = !!t->header + !!t->cookie + !!t->query + !!t->redis_set;
+
+    if (nsrc != 1) {
+        tn_conf_err(cx, n, "expected exactly one of header, cookie, query or redis_set in "
+                           "segment %s", s->name);
+    } else if (t->redis_set) {
+        s->kind = TN_SEGMENT_REDIS_SET;
+        s->source = t->redis_set;
+        t->redis_set = NULL;
+        if (t->equals || t->regex)
+            tn_conf_err(cx, n, "expected no equals or regex with redis_set in segment %s",
+                        s->name);
+    } else {
+        s->kind = t->header ? TN_SEGMENT_HEADER : t->cookie ? TN_SEGMENT_COOKIE : TN_SEGMENT_QUERY;
+        s->source = t->header ? t->header : t->cookie ? t->cookie : t->query;
+        t->header = t->cookie = t->query = NULL;
+        if (!t->equals == !t->regex)
+            tn_conf_err(cx, n, "expected exactly one of equals or regex in segment %s", s->name);
+        s->equals = t->equals;
+        s->regex = t->regex;
+        t->equals = t->regex = NULL;
+    }
+    segment_tmp_free(t);
+}
+
+static int parse_segments(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf *c = field;
+    size_t i, j, len;
+
+    if (tn_conf_want_map(cx, n, "segments") != TN_OK)
+        return TN_ERR;
+    loader_of(cx)->segments_node = n;
+    len = tn_conf_map_len(n);
+    c->segments = tn_xcalloc(len ? len : 1, sizeof(*c->segments));
+    for (i = 0; i < len; i++) {
+        yaml_node_t *kn = tn_conf_map_key(cx, n, i), *vn = tn_conf_map_value(cx, n, i);
+        struct tn_conf_segment *s = &c->segments[c->nsegments];
+        struct segment_tmp t = { 0 };
+
+        if (tn_conf_get_string(cx, kn, tn_conf_check_name, &s->name) != TN_OK)
+            continue;
+        for (j = 0; j < c->nsegments && strcmp(c->segments[j].name, s->name); j++)
+            ;
+        if (j < c->nsegments) {
+            tn_conf_err(cx, kn, "duplicate key \"%s\" in segments", s->name);
+            free(s->name);
+            s->name = NULL;
+            continue;
+        }
+        c->nsegments++;
+        if (tn_conf_walk(cx, vn, "segment", segment_keys, &t, NULL) == TN_OK)
+            segment_build(cx, vn, &t, s);
+        else
+            segment_tmp_free(&t); /* errors already given */
+    }
+    return TN_OK;
+}
+
+/* ---- sticky_key, assign_cookie, workers ---- */
+
+static int parse_sticky(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const char what[] = "a mapping with one of cookie, header, query or client_ip";
+    static const char *const kinds[] = { "cookie", "header", "query", "client_ip" };
+    struct tn_conf *c = field;
+    size_t i, j, len;
+
+    if (tn_conf_want_seq(cx, n, "sticky_key") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_seq_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one source in sticky_key");
+    c->sticky = tn_xcalloc(len, sizeof(*c->sticky));
+    for (i = 0; i < len; i++) {
+        yaml_node_t *item = tn_conf_seq_at(cx, n, i), *kn, *vn;
+        struct tn_conf_sticky *s = &c->sticky[c->nsticky];
+        const char *k;
+        int on = 0;
+
+        if (item->type != YAML_MAPPING_NODE || tn_conf_map_len(item) != 1) {
+            tn_conf_expect(cx, item, what);
+            continue;
+        }
+        kn = tn_conf_map_key(cx, item, 0);
+        vn = tn_conf_map_value(cx, item, 0);
+        if (!(k = tn_conf_scalar(cx, kn, what)))
+            continue;
+        for (j = 0; j < TN_ARRAY_LEN(kinds) && strcmp(k, kinds[j]); j++)
+            ;
+        if (j == TN_ARRAY_LEN(kinds)) {
+            tn_conf_err(cx, kn, "unknown key \"%s\" in sticky_key; expected one of: cookie, "
+                                "header, query, client_ip", k);
+            continue;
+        }
+        s->kind = (enum tn_sticky_kind)j;
+        if (s->kind == TN_STICKY_CLIENT_IP) {
+            if (tn_conf_get_bool(cx, vn, &on) != TN_OK)
+                continue;
+            if (!on) {
+                tn_conf_expect(cx, vn, "client_ip: true");
+                continue;
+            }
+        } else if (tn_conf_get_string(cx, vn, s->kind == TN_STICKY_QUERY ? NULL
+                                                                          : tn_conf_check_token,
+                                      &s->name) != TN_OK) {
+            continue;
+        }
+        c->nsticky++;
+    }
+    return TN_OK;
+}
+
+static int parse_max_age(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const char what[] = "a duration in whole seconds like 3600s, 30d";
+    const char *s = tn_conf_scalar(cx, n, what);
+    uint64_t ms;
+
+    if (!s)
+        return TN_ERR;
+    if (tn_conf_parse_duration(s, &ms) != TN_OK || ms % 1000)
+        return tn_conf_expect(cx, n, what);
+    *(uint64_t *)field = ms / 1000;
+    return TN_OK;
+}
+
+static const struct tn_conf_key assign_keys[] = {
+    KCHK("name", TN_CONF_STRING, struct tn_conf_assign_cookie, name, tn_conf_check_token),
+    KFN("max_age", struct tn_conf_assign_cookie, max_age_s, parse_max_age),
+    KEND,
+};
+
+static int parse_assign(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_assign_cookie *a = field;
+
+    if (n->type == YAML_SCALAR_NODE)
+        return tn_conf_get_bool(cx, n, &a->enabled);
+    a->enabled = 1;
+    return tn_conf_walk(cx, n, "assign_cookie", assign_keys, a, NULL);
+}
+
+static int parse_workers(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const char what[] = "\"auto\" or an integer from 1 to 256";
+    const char *s = tn_conf_scalar(cx, n, what);
+    char *end;
+    unsigned long v;
+
+    if (!s)
+        return TN_ERR;
+    if (!strcmp(s, "auto")) {
+        *(uint32_t *)field = 0;
+        return TN_OK;
+    }
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end || errno || v < 1 || v > 256)
+        return tn_conf_expect(cx, n, what);
+    *(uint32_t *)field = (uint32_t)v;
+    return TN_OK;
+}
+
+/* ---- routes ---- */
+
+static int parse_header_match(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_match *m = field;
+    size_t i, j, len;
+
+    if (tn_conf_want_map(cx, n, "header") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_map_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one NAME: REGEX in header");
+    m->headers = tn_xcalloc(len, sizeof(*m->headers));
+    for (i = 0; i < len; i++) {
+        yaml_node_t *kn = tn_conf_map_key(cx, n, i);
+        struct tn_conf_header_match *h = &m->headers[m->nheaders];
+
+        if (tn_conf_get_string(cx, kn, tn_conf_check_token, &h->name) != TN_OK)
+            continue;
+        for (j = 0; j < m->nheaders; j++)
+            if (tn_strieq(h->name, strlen(h->name), m->headers[j].name))
+                break;
+        if (j < m->nheaders) {
+            tn_conf_err(cx, kn, "duplicate key \"%s\" in header", h->name);
+        } else if (tn_conf_get_regex(cx, tn_conf_map_value(cx, n, i), &h->regex) == TN_OK) {
+            m->nheaders++;
+            continue;
+        }
+        free(h->name);
+        h->name = NULL;
+    }
+    return TN_OK;
+}
+
+static const struct tn_conf_key match_keys[] = {
+    KEY("host", TN_CONF_REGEX, struct tn_conf_match, host),
+    KEY("path", TN_CONF_REGEX, struct tn_conf_match, path),
+    KCHK("method", TN_CONF_STRLIST, struct tn_conf_match, methods, tn_conf_check_token),
+    { .name = "header", .type = TN_CONF_FUNC, .off = 0, .fn = parse_header_match },
+    KCHK("country", TN_CONF_STRLIST, struct tn_conf_match, country, check_country),
+    KCHK("continent", TN_CONF_STRLIST, struct tn_conf_match, continent, check_continent),
+    KCHK("subdivision", TN_CONF_STRLIST, struct tn_conf_match, subdivision, check_subdivision),
+    KCHK("device", TN_CONF_STRING, struct tn_conf_match, device, tn_conf_check_name),
+    KCHK("segment", TN_CONF_STRING, struct tn_conf_match, segment, tn_conf_check_name),
+    KEND,
+};
+
+static const struct tn_conf_key shift_keys[] = {
+    { .name = "from", .type = TN_CONF_STRING, .off = offsetof(struct tn_conf_route, shift_from),
+      .flags = TN_CONF_K_REQUIRED, .check = tn_conf_check_name },
+    { .name = "to", .type = TN_CONF_STRING, .off = offsetof(struct tn_conf_route, shift_to),
+      .flags = TN_CONF_K_REQUIRED, .check = tn_conf_check_name },
+    KREQ("percent", TN_CONF_PERCENT, struct tn_conf_route, percent_x100),
+    KEND,
+};
+
+static int parse_shift(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_route *r = field;
+
+    r->has_shift = 1;
+    return tn_conf_walk(cx, n, "shift", shift_keys, r, NULL);
+}
+
+enum { ROUTE_K_NAME, ROUTE_K_MATCH, ROUTE_K_BACKEND, ROUTE_K_SHIFT }; /* route_keys order */
+
+static const struct tn_conf_key route_keys[] = {
+    [ROUTE_K_NAME] = { .name = "name", .type = TN_CONF_STRING,
+                       .off = offsetof(struct tn_conf_route, name),
+                       .flags = TN_CONF_K_REQUIRED, .check = tn_conf_check_name },
+    [ROUTE_K_MATCH] = KMAP("match", struct tn_conf_route, match, match_keys),
+    [ROUTE_K_BACKEND] = KCHK("backend", TN_CONF_STRING, struct tn_conf_route, backend,
+                             tn_conf_check_name),
+    [ROUTE_K_SHIFT] = { .name = "shift", .type = TN_CONF_FUNC, .off = 0, .fn = parse_shift },
+    KEND,
+};
+
+static int parse_routes(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf *c = field;
+    size_t i, len;
+
+    if (tn_conf_want_seq(cx, n, "routes") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_seq_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one route in routes");
+    loader_of(cx)->routes_node = n;
+    c->routes = tn_xcalloc(len, sizeof(*c->routes));
+    c->nroutes = len;
+    for (i = 0; i < len; i++) {
+        yaml_node_t *item = tn_conf_seq_at(cx, n, i);
+        struct tn_conf_route *r = &c->routes[i];
+        uint32_t seen = 0;
+
+        r->backend_idx = r->from_idx = r->to_idx = -1;
+        r->mark = tn_conf_mark_of(item);
+        tn_conf_walk(cx, item, "route", route_keys, r, &seen);
+        if (item->type == YAML_MAPPING_NODE &&
+            !(seen & (1u << ROUTE_K_BACKEND)) == !(seen & (1u << ROUTE_K_SHIFT)))
+            tn_conf_err(cx, item, "expected exactly one of backend or shift in route %s",
+                        r->name ? r->name : "");
+    }
+    return TN_OK;
+}
+
+/* ---- rollback ---- */
+
+static int parse_on_status(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_rollback *rb = field;
+    size_t i, len = 1;
+    int rc = TN_OK;
+
+    if (n->type == YAML_SEQUENCE_NODE)
+        len = tn_conf_seq_len(n);
+    else if (n->type != YAML_SCALAR_NODE)
+        return tn_conf_expect(cx, n, "a list of HTTP status codes like [502, 503, 504]");
+    free(rb->on_status);
+    rb->on_status = tn_xcalloc(len ? len : 1, sizeof(*rb->on_status));
+    rb->non_status = 0;
+    for (i = 0; i < len; i++) {
+        yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ? tn_conf_seq_at(cx, n, i) : n;
+        uint32_t v;
+
+        if (tn_conf_get_u32(cx, item, 100, 599, &v) == TN_OK)
+            rb->on_status[rb->non_status++] = (uint16_t)v;
+        else
+            rc = TN_ERR;
+    }
+    return rc;
+}
+
+static const struct tn_conf_key budget_keys[] = {
+    KEY("ratio", TN_CONF_PERCENT, struct tn_conf_budget, ratio_x100),
+    KEY("window", TN_CONF_DURATION, struct tn_conf_budget, window_ms),
+    KEND,
+};
+
+static const struct tn_conf_key auto_keys[] = {
+    KEY("error_rate", TN_CONF_PERCENT, struct tn_conf_auto_rollback, error_rate_x100),
+    KEY("p99", TN_CONF_DURATION, struct tn_conf_auto_rollback, p99_ms),
+    KEY("margin", TN_CONF_PERCENT, struct tn_conf_auto_rollback, margin_x100),
+    KEY("window", TN_CONF_DURATION, struct tn_conf_auto_rollback, window_ms),
+    KU32("windows", struct tn_conf_auto_rollback, windows, 1, 1000),
+    KU32("min_requests", struct tn_conf_auto_rollback, min_requests, 1, 1000000000),
+    KEY("ramp_down", TN_CONF_DURATION, struct tn_conf_auto_rollback, ramp_down_ms),
+    KEND,
+};
+
+static int parse_auto(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_auto_rollback *a = field;
+
+    if (n->type == YAML_SCALAR_NODE)
+        return tn_conf_get_bool(cx, n, &a->enabled);
+    a->enabled = 1;
+    if (tn_conf_walk(cx, n, "auto", auto_keys, a, NULL) != TN_OK)
+        return TN_ERR;
+    if (a->window_ms == 0)
+        return tn_conf_err(cx, n, "expected an auto window above 0"), TN_ERR;
+    return TN_OK;
+}
+
+static const struct tn_conf_key rollback_keys[] = {
+    KEY("on_connect_error", TN_CONF_BOOL, struct tn_conf_rollback, on_connect_error),
+    KEY("on_timeout", TN_CONF_BOOL, struct tn_conf_rollback, on_timeout),
+    { .name = "on_status", .type = TN_CONF_FUNC, .off = 0, .fn = parse_on_status },
+    KCHK("methods", TN_CONF_STRLIST, struct tn_conf_rollback, methods, tn_conf_check_token),
+    KEY("max_body", TN_CONF_SIZE, struct tn_conf_rollback, max_body),
+    KEY("idempotency_key", TN_CONF_BOOL, struct tn_conf_rollback, idempotency_key),
+    KMAP("budget", struct tn_conf_rollback, budget, budget_keys),
+    KFN("auto", struct tn_conf_rollback, autorb, parse_auto),
+    KEND,
+};
+
+/* ---- the top level ---- */
+
+static const struct tn_conf_key top_keys[] = {
+    KFN("workers", struct tn_conf, workers, parse_workers),
+    { .name = "listen", .type = TN_CONF_FUNC, .fn = parse_listen, .flags = TN_CONF_K_REQUIRED },
+    KMAP("admin", struct tn_conf, admin, admin_keys),
+    KEY("access_log", TN_CONF_STRING, struct tn_conf, access_log),
+    KEY("state_file", TN_CONF_STRING, struct tn_conf, state_file),
+    KMAP("redis", struct tn_conf, redis, redis_keys),
+    { .name = "geoip", .type = TN_CONF_MAP, .off = 0, .sub = geoip_keys },
+    { .name = "trusted_proxies", .type = TN_CONF_FUNC, .fn = parse_trusted },
+    KMAP("timeouts", struct tn_conf, timeouts, timeout_keys),
+    KMAP("limits", struct tn_conf, limits, limit_keys),
+    { .name = "backends", .type = TN_CONF_FUNC, .fn = parse_backends,
+      .flags = TN_CONF_K_REQUIRED },
+    { .name = "devices", .type = TN_CONF_FUNC, .fn = parse_devices },
+    { .name = "segments", .type = TN_CONF_FUNC, .fn = parse_segments },
+    { .name = "sticky_key", .type = TN_CONF_FUNC, .fn = parse_sticky },
+    KFN("assign_cookie", struct tn_conf, assign_cookie, parse_assign),
+    { .name = "routes", .type = TN_CONF_FUNC, .fn = parse_routes, .flags = TN_CONF_K_REQUIRED },
+    KMAP("rollback", struct tn_conf, rollback, rollback_keys),
+    KMAP("overrides", struct tn_conf, overrides, overrides_keys),
+    KEY("debug_headers", TN_CONF_BOOL, struct tn_conf, debug_headers),
+    KEND,
+};
+
+static char **strv(size_t n, const char *const *src)
+{
+    char **v = tn_xcalloc(n, sizeof(char *));
+
+    for (size_t i = 0; i < n; i++)
+        v[i] = tn_xstrdup(src[i]);
+    return v;
+}
+
+static void set_defaults(struct tn_conf *c)
+{
+    static const char *const methods[] = { "GET", "HEAD", "OPTIONS", "PUT", "DELETE" };
+    static const uint16_t statuses[] = { 502, 503, 504 };
+
+    c->access_log = tn_xstrdup("stdout");
+    c->admin.socket_mode = 0600;
+    c->redis.namespace_ = tn_xstrdup("default");
+    c->timeouts = (struct tn_conf_timeouts){ .client_header_ms = 10000,
+                                             .client_body_ms = 30000,
+                                             .client_idle_ms = 60000,
+                                             .connect_ms = 2000,
+                                             .response_ms = 30000,
+                                             .upstream_idle_ms = 60000,
+                                             .drain_ms = 30000 };
+    c->limits = (struct tn_conf_limits){
+        .header_size = 16384, .headers = 100, .uri = 8192, .connections = 10000, .body = 0
+    };
+    c->assign_cookie.name = tn_xstrdup("turnout_uid");
+    c->assign_cookie.max_age_s = 90u * 86400u;
+    c->rollback.on_connect_error = 1;
+    c->rollback.on_timeout = 1;
+    c->rollback.on_status = tn_xmalloc(sizeof(statuses));
+    memcpy(c->rollback.on_status, statuses, sizeof(statuses));
+    c->rollback.non_status = TN_ARRAY_LEN(statuses);
+    c->rollback.methods.v = strv(TN_ARRAY_LEN(methods), methods);
+    c->rollback.methods.n = TN_ARRAY_LEN(methods);
+    c->rollback.max_body = 65536;
+    c->rollback.budget = (struct tn_conf_budget){ .ratio_x100 = 2000, .window_ms = 10000 };
+    c->rollback.autorb = (struct tn_conf_auto_rollback){ .error_rate_x100 = 500,
+                                                          .p99_ms = 2000,
+                                                          .margin_x100 = 200,
+                                                          .window_ms = 30000,
+                                                          .windows = 2,
+                                                          .min_requests = 100 };
+}
+
+/* ---- second pass: names and cross-key rules ---- */
+
+/* The known-name lists below read each element's name as its first member. */
+_Static_assert(offsetof(struct tn_conf_backend, name) == 0, "name first");
+_Static_assert(offsetof(struct tn_conf_segment, name) == 0, "name first");
+_Static_assert(offsetof(struct tn_conf_device, name) == 0, "name first");
+
+/* Reports an unknown name with the list of the n known ones in array arr
+ * (elements of stride bytes, name first; arr may be NULL when n is 0). */
+static void unknown_name(struct tn_conf_ctx *cx, struct tn_conf_mark m, const char *kind,
+                         const char *name, const char *route, const void *arr, size_t stride,
+                         size_t n)
+{
+    char list[512];
+    size_t o = 0, i;
+
+    list[0] = '\0';
+    for (i = 0; i < n && o < sizeof(list); i++) {
+        const char *k = *(const char *const *)((const char *)arr + i * stride);
+
+        if (k)
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", o ? ", " : "", k);
+    }
+    if (n)
+        tn_conf_err_mark(cx, m, "unknown %s \"%s\" in route %s; expected one of: %s", kind, name,
+                         route, list);
+    else
+        tn_conf_err_mark(cx, m, "unknown %s \"%s\" in route %s; none are defined", kind, name,
+                         route);
+}
+
+static int resolve_backend(struct tn_conf_ctx *cx, const struct tn_conf *c, const char *name,
+                           yaml_node_t *at, const struct tn_conf_route *r)
+{
+    int idx = tn_conf_backend_index(c, name);
+
+    if (idx < 0)
+        unknown_name(cx, tn_conf_mark_of(at), "backend", name, r->name,
+                     c->backends, sizeof(*c->backends),
+                     c->nbackends);
+    return idx;
+}
+
+static int match_is_empty(const struct tn_conf_match *m)
+{
+    return !m->host && !m->path && !m->methods.n && !m->nheaders && !m->country.n &&
+           !m->continent.n && !m->subdivision.n && !m->device && !m->segment;
+}
+
+static void resolve_match(struct tn_conf_ctx *cx, const struct tn_conf *c, struct tn_conf_route *r,
+                          yaml_node_t *mn)
+{
+    const struct tn_conf_match *m = &r->match;
+    size_t i;
+
+    if (m->segment) {
+        for (i = 0; i < c->nsegments && (!c->segments[i].name ||
+                                         strcmp(c->segments[i].name, m->segment));
+             i++)
+            ;
+        if (i == c->nsegments)
+            unknown_name(cx, tn_conf_mark_of(find_value(cx, mn, "segment")), "segment",
+                         m->segment, r->name, c->segments, sizeof(*c->segments), c->nsegments);
+    }
+    if (m->device) {
+        for (i = 0; i < c->ndevices && strcmp(c->devices[i].name, m->device); i++)
+            ;
+        if (i == c->ndevices)
+            unknown_name(cx, tn_conf_mark_of(find_value(cx, mn, "device")), "device class",
+                         m->device, r->name, c->devices, sizeof(*c->devices), c->ndevices);
+    }
+    if (!c->geoip_database) {
+        static const char *const geo[] = { "country", "continent", "subdivision" };
+
+        for (i = 0; i < 3; i++) {
+            yaml_node_t *g = find_value(cx, mn, geo[i]);
+
+            if (g && !tn_conf_is_null(g))
+                tn_conf_err(cx, g, "route %s matches on %s but geoip.database is not set",
+                            r->name, geo[i]);
+        }
+    }
+}
+
+static void resolve_routes(struct loader *L)
+{
+    struct tn_conf_ctx *cx = &L->cx;
+    struct tn_conf *c = L->c;
+    int catchall = -1;
+    size_t i, j;
+
+    for (i = 0; i < c->nroutes; i++) {
+        struct tn_conf_route *r = &c->routes[i];
+        yaml_node_t *rn = tn_conf_seq_at(cx, L->routes_node, i), *sn;
+
+        if (!r->name)
+            continue; /* already reported */
+        for (j = 0; j < i && (!c->routes[j].name || strcmp(c->routes[j].name, r->name)); j++)
+            ;
+        if (j < i)
+            tn_conf_err(cx, find_value(cx, rn, "name"),
+                        "duplicate route name \"%s\" (first used at line %u)", r->name,
+                        c->routes[j].mark.line);
+        if (catchall >= 0)
+            tn_conf_err_mark(cx, r->mark,
+                             "route %s is unreachable: route %s before it matches every request",
+                             r->name, c->routes[catchall].name);
+        else if (match_is_empty(&r->match))
+            catchall = (int)i;
+        if (r->backend)
+            r->backend_idx = resolve_backend(cx, c, r->backend, find_value(cx, rn, "backend"), r);
+        sn = find_value(cx, rn, "shift");
+        if (r->shift_from)
+            r->from_idx = resolve_backend(cx, c, r->shift_from, find_value(cx, sn, "from"), r);
+        if (r->shift_to)
+            r->to_idx = resolve_backend(cx, c, r->shift_to, find_value(cx, sn, "to"), r);
+        if (r->shift_from && r->shift_to && !strcmp(r->shift_from, r->shift_to))
+            tn_conf_err(cx, find_value(cx, sn, "to"),
+                        "expected different backends in shift from and to of route %s, got "
+                        "\"%s\" twice", r->name, r->shift_to);
+        resolve_match(cx, c, r, find_value(cx, rn, "match"));
+    }
+}
+
+static void resolve(struct loader *L)
+{
+    struct tn_conf_ctx *cx = &L->cx;
+    struct tn_conf *c = L->c;
+    size_t i;
+
+    if (!c->nsticky && !c->sticky) {
+        c->sticky = tn_xcalloc(1, sizeof(*c->sticky));
+        c->sticky[0].kind = TN_STICKY_CLIENT_IP;
+        c->nsticky = 1;
+    }
+    for (i = 0; i < c->nsegments; i++)
+        if (c->segments[i].kind == TN_SEGMENT_REDIS_SET && c->segments[i].source &&
+            !c->redis.address)
+            tn_conf_err(cx, find_value(cx, L->segments_node, c->segments[i].name),
+                        "segment %s uses redis_set but redis.address is not set",
+                        c->segments[i].name);
+    if (L->routes_node)
+        resolve_routes(L);
+}
+
+/* ---- loading ---- */
+
+static struct tn_conf *load_text(const char *name, const char *text, size_t len, char **errors)
+{
+    struct loader L;
+    yaml_parser_t p;
+    yaml_document_t doc, extra;
+    yaml_node_t *root;
+
+    memset(&L, 0, sizeof(L));
+    L.cx.file = name;
+    L.c = tn_xcalloc(1, sizeof(*L.c));
+    L.c->file = tn_xstrdup(name);
+    set_defaults(L.c);
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&p, &doc)) {
+        tn_conf_parser_err(&L.cx, &p);
+        goto done;
+    }
+    L.cx.doc = &doc;
+    root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        tn_conf_err(&L.cx, NULL, "expected a mapping for the top level, got an empty file");
+    } else {
+        tn_conf_walk(&L.cx, root, "the top level", top_keys, L.c, NULL);
+        resolve(&L);
+        if (!yaml_parser_load(&p, &extra)) {
+            tn_conf_parser_err(&L.cx, &p);
+        } else {
+            if ((root = yaml_document_get_root_node(&extra)) != NULL)
+                tn_conf_err(&L.cx, root, "expected a single YAML document, got another one");
+            yaml_document_delete(&extra);
+        }
+    }
+    yaml_document_delete(&doc);
+done:
+    yaml_parser_delete(&p);
+    if (L.cx.nerrors) {
+        tn_conf_free(L.c);
+        if (errors)
+            *errors = tn_conf_take_errors(&L.cx);
+        free(L.cx.diag);
+        return NULL;
+    }
+    free(L.cx.diag);
+    if (errors)
+        *errors = NULL;
+    return L.c;
+}
+
+struct tn_conf *tn_conf_load(const char *path, char **errors)
+{
+    size_t len = 0;
+    char *text = read_file(path, &len);
+    struct tn_conf *c;
+
+    if (!text) {
+        if (errors) {
+            const char *why = strerror(errno);
+            size_t n = strlen(path) + strlen(why) + 32;
+
+            *errors = tn_xmalloc(n);
+            snprintf(*errors, n, "%s: cannot read: %s\n", path, why);
+        }
+        return NULL;
+    }
+    c = load_text(path, text, len, errors);
+    free(text);
+    return c;
+}
+
+struct tn_conf *tn_conf_load_string(const char *name, const char *text, size_t len, char **errors)
+{
+    return load_text(name, text, len, errors);
+}
+
+static void free_addr(struct tn_conf_addr *a)
+{
+    free(a->text);
+}
+
+static void free_match(struct tn_conf_match *m)
+{
+    size_t i;
+
+    free(m->host);
+    free(m->path);
+    tn_conf_strlist_free(&m->methods);
+    for (i = 0; i < m->nheaders; i++) {
+        free(m->headers[i].name);
+        free(m->headers[i].regex);
+    }
+    free(m->headers);
+    tn_conf_strlist_free(&m->country);
+    tn_conf_strlist_free(&m->continent);
+    tn_conf_strlist_free(&m->subdivision);
+    free(m->device);
+    free(m->segment);
+}
+
+static void free_backends(struct tn_conf *c)
+{
+    size_t i, j;
+
+    for (i = 0; i < c->nbackends; i++) {
+        struct tn_conf_backend *b = &c->backends[i];
+
+        for (j = 0; j < b->nservers; j++) {
+            free(b->servers[j].name);
+            free_addr(&b->servers[j].addr);
+        }
+        free(b->servers);
+        free(b->health.path);
+        free(b->name);
+    }
+    free(c->backends);
+}
+
+void tn_conf_free(struct tn_conf *c)
+{
+    size_t i, j;
+
+    if (!c)
+        return;
+    for (i = 0; i < c->nlistens; i++) {
+        free_addr(&c->listens[i].addr);
+        for (j = 0; j < c->listens[i].ncerts; j++) {
+            free(c->listens[i].certs[j].cert);
+            free(c->listens[i].certs[j].key);
+        }
+        free(c->listens[i].certs);
+    }
+    free(c->listens);
+    free(c->admin.socket);
+    free(c->admin.http);
+    free_addr(&c->admin.http_addr);
+    free(c->access_log);
+    free(c->state_file);
+    free(c->redis.address);
+    free_addr(&c->redis.addr);
+    free(c->redis.password_env);
+    free(c->redis.namespace_);
+    free(c->geoip_database);
+    free(c->trusted_proxies);
+    free_backends(c);
+    free(c->devices_file);
+    for (i = 0; i < c->ndevices; i++) {
+        free(c->devices[i].name);
+        free(c->devices[i].regex);
+    }
+    free(c->devices);
+    for (i = 0; i < c->nsegments; i++) {
+        free(c->segments[i].name);
+        free(c->segments[i].source);
+        free(c->segments[i].equals);
+        free(c->segments[i].regex);
+    }
+    free(c->segments);
+    for (i = 0; i < c->nsticky; i++)
+        free(c->sticky[i].name);
+    free(c->sticky);
+    free(c->assign_cookie.name);
+    for (i = 0; i < c->nroutes; i++) {
+        struct tn_conf_route *r = &c->routes[i];
+
+        free(r->name);
+        free_match(&r->match);
+        free(r->backend);
+        free(r->shift_from);
+        free(r->shift_to);
+    }
+    free(c->routes);
+    free(c->rollback.on_status);
+    tn_conf_strlist_free(&c->rollback.methods);
+    free(c->overrides.header);
+    free(c->overrides.token_env);
+    free(c->file);
+    free(c);
+}
+
+int tn_conf_backend_index(const struct tn_conf *c, const char *name)
+{
+    size_t i;
+
+    if (!c || !name)
+        return -1;
+    for (i = 0; i < c->nbackends; i++)
+        if (c->backends[i].name && !strcmp(c->backends[i].name, name))
+            return (int)i;
+    return -1;
+}

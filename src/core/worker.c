@@ -1,8 +1,8 @@
 /* Worker threads. Each owns an event_base, its listeners (SO_REUSEPORT
  * sockets bound by the control thread), its client connections, its
  * upstream pools and its view of the current plan. The control thread talks
- * to a worker only through three events it activates (plan, drain, stop)
- * and the `pending` plan pointer. */
+ * to a worker only through command bits, the `pending` plan pointer and an
+ * eventfd that wakes the worker, so the worker's event_base needs no lock. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <event2/event.h>
@@ -10,6 +10,7 @@
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -128,14 +129,11 @@ void tn_wplan_release(struct tn_worker *w, struct tn_wplan *wp)
         wplan_free(wp);
 }
 
-static void on_plan(evutil_socket_t fd, short what, void *arg)
+static void adopt_plan(struct tn_worker *w)
 {
-    struct tn_worker *w = arg;
     struct tn_plan *p = atomic_exchange(&w->pending, NULL);
     struct tn_wplan *wp, *old = w->wp;
 
-    (void)fd;
-    (void)what;
     if (!p)
         return;
     if (size_scratch(w, p->conf) != TN_OK || !(wp = wplan_new(w, p))) {
@@ -214,12 +212,10 @@ static void free_listeners(struct tn_worker *w)
     w->listening = 0;
 }
 
-static void on_drain(evutil_socket_t fd, short what, void *arg)
+static void start_drain(struct tn_worker *w)
 {
-    struct tn_worker *w = arg;
-
-    (void)fd;
-    (void)what;
+    if (w->draining)
+        return;
     w->draining = 1;
     free_listeners(w);
     tn_client_close_idle(w);
@@ -228,31 +224,55 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-static void on_stop(evutil_socket_t fd, short what, void *arg)
+static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
     struct tn_worker *w = arg;
+    uint64_t v;
+    unsigned cmds;
 
-    (void)fd;
     (void)what;
-    event_base_loopbreak(w->base);
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        tn_log(TN_LOG_WARN, "worker %d: eventfd read: %s", w->id, strerror(errno));
+    cmds = atomic_exchange(&w->cmds, 0);
+    if (cmds & TN_WORKER_CMD_PLAN)
+        adopt_plan(w);
+    if (cmds & TN_WORKER_CMD_DRAIN)
+        start_drain(w);
+    if (cmds & TN_WORKER_CMD_STOP)
+        event_base_loopbreak(w->base);
+}
+
+/* Posts cmd to w and wakes it. Control thread. */
+static void post(struct tn_worker *w, unsigned cmd)
+{
+    uint64_t one = 1;
+
+    atomic_fetch_or(&w->cmds, cmd);
+    if (write(w->notify_fd, &one, sizeof(one)) < 0)
+        tn_log(TN_LOG_ERR, "worker %d: eventfd write: %s", w->id, strerror(errno));
 }
 
 struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *plan,
                                 const char **why)
 {
     struct tn_worker *w = tn_xcalloc(1, sizeof(*w));
+    struct event_config *cfg = event_config_new();
     size_t i;
 
     w->id = id;
     TAILQ_INIT(&w->clients);
-    w->base = event_base_new();
-    if (!w->base) {
+    /* one thread per base: no lock; the changelist folds enable/disable
+     * pairs into one epoll_ctl per loop */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!w->base || w->notify_fd < 0) {
         *why = "cannot create an event base";
         return NULL;
     }
-    w->plan_ev = event_new(w->base, -1, 0, on_plan, w);
-    w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
-    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    event_add(w->notify_ev, NULL);
     w->md = pcre2_match_data_create(1, NULL);
     w->log = tn_accesslog_shard_new();
     w->max_clients = plan->conf->limits.connections;
@@ -299,17 +319,17 @@ void tn_worker_publish(struct tn_worker *w, struct tn_plan *plan)
     struct tn_plan *old = atomic_exchange(&w->pending, plan);
 
     tn_plan_unref(old); /* never adopted: a newer one replaced it */
-    event_active(w->plan_ev, 0, 0);
+    post(w, TN_WORKER_CMD_PLAN);
 }
 
 void tn_worker_drain(struct tn_worker *w)
 {
-    event_active(w->drain_ev, 0, 0);
+    post(w, TN_WORKER_CMD_DRAIN);
 }
 
 void tn_worker_stop(struct tn_worker *w)
 {
-    event_active(w->stop_ev, 0, 0);
+    post(w, TN_WORKER_CMD_STOP);
 }
 
 void tn_worker_join_free(struct tn_worker *w)
@@ -319,9 +339,8 @@ void tn_worker_join_free(struct tn_worker *w)
     pthread_join(w->thread, NULL);
     tn_plan_unref(atomic_exchange(&w->pending, NULL));
     wplan_free(w->wp);
-    event_free(w->plan_ev);
-    event_free(w->drain_ev);
-    event_free(w->stop_ev);
+    event_free(w->notify_ev);
+    close(w->notify_fd);
     pcre2_match_data_free(w->md);
     event_base_free(w->base);
     free(w->scratch);

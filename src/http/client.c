@@ -81,7 +81,7 @@ static void reset_exchange(struct tn_client *c)
     memset(&c->resp_scan, 0, sizeof(c->resp_scan));
     memset(&c->log, 0, sizeof(c->log));
     c->server = -1;
-    c->req_left = c->resp_left = 0;
+    c->req_left = c->resp_left = c->body_period = 0;
     c->resp_status = 0;
     c->resp_to_http10 = 0;
     c->flags &= TN_CLIENT_F_DEAD | TN_CLIENT_F_EOF | TN_CLIENT_F_CLOSE_AFTER;

@@ -1,2 +1,861 @@
-/* placeholder: filled in by its module's author */
-typedef int tn_placeholder_h1_t;
+/* Strict HTTP/1.1 request heads (RFC 9110/9112): the incremental end-of-head
+ * scanner, the field-line parser shared with responses (h1_resp.c), request
+ * line, target and Host checks, and lookups over a parsed head (header,
+ * cookie, query parameter, reason phrase). Single pass over the bytes, table
+ * driven, no allocation. */
+#include <stdint.h>
+#include <string.h>
+
+#include "turnout/common.h"
+#include "turnout/h1.h"
+
+#define CL_MAX ((uint64_t)1 << 62) /* largest Content-Length we accept */
+
+#define CT(c) tn_h1_ctype[(unsigned char)(c)]
+#define IS_WS(c) ((c) == ' ' || (c) == '\t')
+#define IS_DIGIT(c) ((unsigned char)((c) - '0') <= 9)
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* Non-zero when some byte of v is below n (n <= 128), or equals b. */
+#define HAS_LT(v, n) (((v) - ONES * (n)) & ~(v) & HIGHS)
+#define HAS_EQ(v, b) HAS_LT((v) ^ (ONES * (b)), 1)
+
+/* Bits: 0x01 tchar, 0x02 field value, 0x04 target, 0x08 hex, 0x10 host,
+ * 0x20 qdtext (TN_H1_C_*). Generated from the RFC 9110/3986 ABNF. */
+const uint8_t tn_h1_ctype[256] = {
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x22, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x22, 0x27, 0x06, 0x23, 0x27, 0x27, 0x27, 0x27, 0x26, 0x26, 0x27, 0x27, 0x26, 0x37, 0x37, 0x26,
+    0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x26, 0x26, 0x26, 0x26, 0x26, 0x26,
+    0x26, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37,
+    0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x26, 0x06, 0x26, 0x27, 0x37,
+    0x27, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37,
+    0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x26, 0x27, 0x26, 0x37, 0x00,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
+};
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a + b < a ? SIZE_MAX : a + b;
+}
+
+/* Index of the first CR, LF or NUL in buf[i..end), or end. Eight bytes at a
+ * time: a word without any byte below 0x0e cannot hold one. */
+static size_t find_stop(const char *buf, size_t i, size_t end)
+{
+    for (;;) {
+        size_t stop;
+        uint64_t v;
+
+        while (i + 8 <= end) {
+            memcpy(&v, buf + i, 8);
+            if (HAS_LT(v, 0x0e))
+                break;
+            i += 8;
+        }
+        stop = i + 8 < end ? i + 8 : end;
+        for (; i < stop; i++) {
+            unsigned char c = (unsigned char)buf[i];
+
+            if (c == '\r' || c == '\n' || c == 0)
+                return i;
+        }
+        if (i >= end)
+            return end;
+    }
+}
+
+/* First byte at or after p that may not appear in a field value (so at
+ * worst the CR ending the line); p < end and buf ends with CRLF. */
+static const unsigned char *skip_fval(const unsigned char *p, const unsigned char *end)
+{
+    for (;;) {
+        uint64_t v;
+
+        while (p + 8 <= end) {
+            memcpy(&v, p, 8);
+            if (HAS_LT(v, 0x20) | HAS_EQ(v, 0x7f))
+                break;
+            p += 8;
+        }
+        if (!(CT(p[0]) & TN_H1_C_FVAL))
+            return p;
+        p++;
+    }
+}
+
+/* Where the start line begins once up to TN_H1_MAX_EMPTY_LINES CRLFs are
+ * skipped. */
+static size_t skip_empty_lines(const char *buf, size_t len)
+{
+    size_t p = 0;
+    int n;
+
+    for (n = 0; n < TN_H1_MAX_EMPTY_LINES && p + 2 < len; n++) {
+        if (buf[p] != '\r' || buf[p + 1] != '\n')
+            break;
+        p += 2;
+    }
+    return p;
+}
+
+static int scan_fail(int is_resp, int code, const char *reason, int *status, const char **why)
+{
+    *status = is_resp ? 502 : code;
+    *why = reason;
+    return TN_ERR;
+}
+
+int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct tn_h1_limits *lim,
+               int is_resp, size_t *head_len, int *status, const char **why)
+{
+    size_t i = sc->pos;
+
+    while (i < len) {
+        int in_start = sc->line == sc->start;
+        size_t cap = sat_add(sc->start, lim->max_head), end, p;
+
+        if (in_start && sat_add(sat_add(sc->start, lim->max_uri), 1) < cap)
+            cap = sat_add(sat_add(sc->start, lim->max_uri), 1);
+        end = cap < len ? cap : len;
+        p = find_stop(buf, i, end);
+        if (p == end) {
+            if (end < cap)
+                break;
+            if (in_start && p - sc->start > lim->max_uri)
+                return scan_fail(is_resp, 414, "start line too long", status, why);
+            return scan_fail(is_resp, 431, "head too large", status, why);
+        }
+        if (buf[p] == '\n')
+            return scan_fail(is_resp, 400, "bare LF in head", status, why);
+        if (buf[p] == 0)
+            return scan_fail(is_resp, 400, "NUL in head", status, why);
+        if (in_start && p == sc->start) { /* an empty line before the start line */
+            if (p + 1 < len && buf[p + 1] != '\n')
+                return scan_fail(is_resp, 400, "bare CR in head", status, why);
+            if (p >= 2 * TN_H1_MAX_EMPTY_LINES)
+                return scan_fail(is_resp, 400, "too many empty lines", status, why);
+            if (p + 1 == len) {
+                i = p;
+                break;
+            }
+            sc->start = sc->line = i = p + 2;
+            continue;
+        }
+        if (p + 2 - sc->start > lim->max_head)
+            return scan_fail(is_resp, 431, "head too large", status, why);
+        if (p + 1 == len) {
+            i = p; /* look at this CR again when its LF arrives */
+            break;
+        }
+        if (buf[p + 1] != '\n')
+            return scan_fail(is_resp, 400, "bare CR in head", status, why);
+        if (p == sc->line && !in_start) {
+            sc->pos = p + 2;
+            *head_len = p + 2;
+            return TN_OK;
+        }
+        sc->line = i = p + 2;
+    }
+    sc->pos = i;
+    return TN_AGAIN;
+}
+
+/* 1 when the counted name n (tchar only) equals lit (lowercase letters and
+ * '-'), ignoring case: OR-ing 0x20 is exact on that alphabet. */
+static int name_is(const char *n, const char *lit, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if (((unsigned char)n[i] | 0x20) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
+/* ASCII case-insensitive comparison of two counted strings of length n. */
+static int ieq(const char *a, const char *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+            return 0;
+    return 1;
+}
+
+/* Next element of a #token list from *pp up to end: returns 1 with the token,
+ * 0 at the end, -1 when the list is malformed. Empty elements are skipped
+ * as RFC 9110 5.6.1 asks. */
+static int list_next(const char **pp, const char *end, const char **tok, size_t *tlen)
+{
+    const char *p = *pp, *t;
+
+    while (p < end && (*p == ',' || IS_WS(*p)))
+        p++;
+    if (p == end)
+        return 0;
+    t = p;
+    while (p < end && (CT(*p) & TN_H1_C_TCHAR))
+        p++;
+    if (p == t)
+        return -1;
+    *tok = t;
+    *tlen = (size_t)(p - t);
+    while (p < end && IS_WS(*p))
+        p++;
+    if (p < end && *p != ',')
+        return -1;
+    *pp = p;
+    return 1;
+}
+
+static int parse_cl(const char *v, size_t n, uint64_t *out)
+{
+    uint64_t x = 0;
+    size_t i;
+
+    if (n == 0)
+        return TN_ERR;
+    for (i = 0; i < n; i++) {
+        unsigned d = (unsigned char)v[i] - '0';
+
+        if (d > 9 || x > (CL_MAX - d) / 10)
+            return TN_ERR;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return TN_OK;
+}
+
+/* Reads one Transfer-Encoding field into the running list summary. */
+static int add_te(struct tn_h1_fields *f, const struct tn_h1_hdr *h)
+{
+    const char *p = h->value, *end = h->value + h->value_len, *t;
+    size_t tl;
+    int r;
+
+    while ((r = list_next(&p, end, &t, &tl)) > 0) {
+        f->te_codings++;
+        f->te_last_chunked = tl == 7 && name_is(t, "chunked", 7);
+        f->te_chunked += (unsigned)f->te_last_chunked;
+    }
+    return r < 0 ? TN_ERR : TN_OK;
+}
+
+/* Reads one Connection field: close / keep-alive, and whether it names
+ * another field. Refuses to let it name a framing field or Host. */
+static int add_conn(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const char **why)
+{
+    const char *p = h->value, *end = h->value + h->value_len, *t;
+    size_t tl;
+    int r;
+
+    while ((r = list_next(&p, end, &t, &tl)) > 0) {
+        if (tl == 5 && name_is(t, "close", 5)) {
+            f->conn |= TN_H1_CONN_F_CLOSE;
+            continue;
+        }
+        if (tl == 10 && name_is(t, "keep-alive", 10))
+            f->conn |= TN_H1_CONN_F_KEEPALIVE;
+        else if ((tl == 4 && name_is(t, "host", 4)) || (tl == 14 && name_is(t, "content-length", 14)) ||
+                 (tl == 17 && name_is(t, "transfer-encoding", 17))) {
+            *why = "Connection names a framing field";
+            return TN_ERR;
+        }
+        f->conn_names = 1;
+    }
+    if (r < 0)
+        *why = "invalid Connection token";
+    return r < 0 ? TN_ERR : TN_OK;
+}
+
+/* Sets h->flags from the field name and feeds the fields that matter to
+ * framing into *f. Responses only get HOP and FRAMING. */
+static int classify(struct tn_h1_fields *f, struct tn_h1_hdr *h, unsigned idx, int is_resp,
+                    const char **why)
+{
+    const char *n = h->name;
+
+    switch (h->name_len) {
+    case 2:
+        if (name_is(n, "te", 2))
+            h->flags = TN_H1_HDR_F_HOP;
+        break;
+    case 4:
+        if (!is_resp && name_is(n, "host", 4)) {
+            h->flags = TN_H1_HDR_F_HOST;
+            if (f->nhost++ == 0)
+                f->host = idx;
+        }
+        break;
+    case 6:
+        if (!is_resp && name_is(n, "expect", 6) && h->value_len == 12 &&
+            name_is(h->value, "100-continue", 12))
+            f->expect_continue = 1;
+        break;
+    case 7:
+        if (name_is(n, "trailer", 7) || name_is(n, "upgrade", 7))
+            h->flags = TN_H1_HDR_F_HOP;
+        break;
+    case 10:
+        if (name_is(n, "keep-alive", 10)) {
+            h->flags = TN_H1_HDR_F_HOP;
+        } else if (name_is(n, "connection", 10)) {
+            h->flags = TN_H1_HDR_F_HOP;
+            if (f->nconn++ == 0)
+                f->conn_first = idx;
+            return add_conn(f, h, why);
+        }
+        break;
+    case 14:
+        if (!name_is(n, "content-length", 14))
+            break;
+        h->flags = TN_H1_HDR_F_FRAMING;
+        if (++f->ncl > 1) {
+            *why = "multiple Content-Length fields";
+            return TN_ERR;
+        }
+        if (parse_cl(h->value, h->value_len, &f->content_length) != TN_OK) {
+            *why = "invalid Content-Length";
+            return TN_ERR;
+        }
+        break;
+    case 15:
+        if (!is_resp && name_is(n, "x-forwarded-for", 15))
+            h->flags = TN_H1_HDR_F_XFF;
+        break;
+    case 16:
+        if (name_is(n, "proxy-connection", 16))
+            h->flags = TN_H1_HDR_F_HOP;
+        break;
+    case 17:
+        if (name_is(n, "transfer-encoding", 17)) {
+            h->flags = TN_H1_HDR_F_FRAMING;
+            f->nte++;
+            if (add_te(f, h) != TN_OK) {
+                *why = "invalid Transfer-Encoding";
+                return TN_ERR;
+            }
+        } else if (!is_resp && name_is(n, "x-forwarded-proto", 17)) {
+            h->flags = TN_H1_HDR_F_XFP;
+        }
+        break;
+    }
+    return TN_OK;
+}
+
+/* Flags HOP every field a Connection field names (it may come before). */
+static void flag_connection_names(struct tn_h1_fields *f, struct tn_h1_hdr *hdrs)
+{
+    unsigned i, j;
+
+    for (i = f->conn_first; i < f->nhdrs; i++) {
+        const char *p = hdrs[i].value, *end = p + hdrs[i].value_len, *t;
+        size_t tl;
+
+        if (hdrs[i].name_len != 10 || !name_is(hdrs[i].name, "connection", 10))
+            continue;
+        while (list_next(&p, end, &t, &tl) > 0)
+            for (j = 0; j < f->nhdrs; j++)
+                if (hdrs[j].name_len == tl && ieq(hdrs[j].name, t, tl))
+                    hdrs[j].flags |= TN_H1_HDR_F_HOP;
+    }
+}
+
+/* Why a field line stopped at p before (or instead of) its colon. */
+static const char *name_error(const unsigned char *name, const unsigned char *p)
+{
+    if (p == name && IS_WS(*p))
+        return "obs-fold or whitespace at line start";
+    if (p == name && *p == ':')
+        return "empty field name";
+    if (IS_WS(*p))
+        return "whitespace before colon";
+    if (*p == '\n')
+        return "bare LF in head";
+    if (*p == '\r')
+        return p[1] == '\n' ? "field line without colon" : "bare CR in head";
+    if (*p == 0)
+        return "NUL in head";
+    return "invalid byte in field name";
+}
+
+static const char *value_error(const unsigned char *p)
+{
+    if (*p == '\r')
+        return "bare CR in head";
+    if (*p == '\n')
+        return "bare LF in head";
+    if (*p == 0)
+        return "NUL in head";
+    return "control byte in field value";
+}
+
+int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_h1_hdr *hdrs,
+                       unsigned max, int is_resp, struct tn_h1_fields *f, const char **why)
+{
+    const unsigned char *p = (const unsigned char *)buf + *off;
+    const unsigned char *end = (const unsigned char *)buf + len;
+
+    memset(f, 0, sizeof(*f));
+    f->status = 400;
+    for (;;) {
+        const unsigned char *name = p, *val, *ve;
+        struct tn_h1_hdr *h;
+
+        if (*p == '\r') {
+            if (p[1] != '\n') {
+                *why = "bare CR in head";
+                return TN_ERR;
+            }
+            p += 2;
+            break;
+        }
+        while (CT(*p) & TN_H1_C_TCHAR)
+            p++;
+        if (*p != ':' || p == name) {
+            *why = name_error(name, p);
+            return TN_ERR;
+        }
+        if (f->nhdrs == max) {
+            f->status = 431;
+            *why = "too many header fields";
+            return TN_ERR;
+        }
+        h = &hdrs[f->nhdrs];
+        h->name = (const char *)name;
+        h->name_len = (uint32_t)(p - name);
+        for (p++; IS_WS(*p); p++)
+            ;
+        val = p;
+        p = skip_fval(p, end);
+        if (*p != '\r' || p[1] != '\n') {
+            *why = value_error(p);
+            return TN_ERR;
+        }
+        for (ve = p; ve > val && IS_WS(ve[-1]); ve--)
+            ;
+        h->value = (const char *)val;
+        h->value_len = (uint32_t)(ve - val);
+        h->flags = 0;
+        if (classify(f, h, f->nhdrs, is_resp, why) != TN_OK)
+            return TN_ERR;
+        f->nhdrs++;
+        p += 2;
+    }
+    if (f->conn_names)
+        flag_connection_names(f, hdrs);
+    *off = (size_t)(p - (const unsigned char *)buf);
+    return TN_OK;
+}
+
+/* ---- request line and target ---- */
+
+static enum tn_h1_method method_of(const char *m, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (!memcmp(m, "GET", 3))
+            return TN_H1_M_GET;
+        if (!memcmp(m, "PUT", 3))
+            return TN_H1_M_PUT;
+        break;
+    case 4:
+        if (!memcmp(m, "POST", 4))
+            return TN_H1_M_POST;
+        if (!memcmp(m, "HEAD", 4))
+            return TN_H1_M_HEAD;
+        break;
+    case 5:
+        if (!memcmp(m, "PATCH", 5))
+            return TN_H1_M_PATCH;
+        if (!memcmp(m, "TRACE", 5))
+            return TN_H1_M_TRACE;
+        break;
+    case 6:
+        if (!memcmp(m, "DELETE", 6))
+            return TN_H1_M_DELETE;
+        break;
+    case 7:
+        if (!memcmp(m, "OPTIONS", 7))
+            return TN_H1_M_OPTIONS;
+        if (!memcmp(m, "CONNECT", 7))
+            return TN_H1_M_CONNECT;
+        break;
+    }
+    return TN_H1_M_OTHER;
+}
+
+/* reg-name / IPv4 / "[IPv6]" with an optional ":port" (1-5 digits, at most
+ * 65535). Stricter than RFC 3986: no pct-encoding or sub-delims, no empty
+ * port. Returns 1 when valid. */
+static int host_valid(const char *h, size_t n)
+{
+    const char *p = h, *e = h + n, *s;
+    unsigned port = 0;
+
+    if (p < e && *p == '[') {
+        int colon = 0;
+
+        for (s = ++p; p < e && ((CT(*p) & TN_H1_C_HEX) || *p == ':' || *p == '.'); p++)
+            colon |= *p == ':';
+        if (p == s || p == e || *p != ']' || !colon)
+            return 0;
+        p++;
+    } else {
+        for (s = p; p < e && (CT(*p) & TN_H1_C_HOST); p++)
+            ;
+        if (p == s)
+            return 0;
+    }
+    if (p == e)
+        return 1;
+    if (*p++ != ':' || p == e || e - p > 5)
+        return 0;
+    for (; p < e; p++) {
+        if (!IS_DIGIT(*p))
+            return 0;
+        port = port * 10 + (unsigned)(*p - '0');
+    }
+    return port <= 65535;
+}
+
+/* absolute-form "http[s]://authority[/path[?query]]": the authority becomes
+ * req->host and the target is reduced to origin-form. Returns 0 or the
+ * status to answer. */
+static int parse_absolute(struct tn_h1_req *req, const char *t, size_t n, const char **why)
+{
+    size_t s, i;
+
+    if (n >= 7 && ieq(t, "http://", 7))
+        s = 7;
+    else if (n >= 8 && ieq(t, "https://", 8))
+        s = 8;
+    else {
+        *why = "unsupported request-target form";
+        return 400;
+    }
+    for (i = s; i < n && t[i] != '/' && t[i] != '?'; i++)
+        if (t[i] == '@') {
+            *why = "userinfo in request target";
+            return 400;
+        }
+    if (!host_valid(t + s, i - s)) {
+        *why = "invalid authority in request target";
+        return 400;
+    }
+    if (i < n && t[i] == '?') {
+        *why = "absolute-form target with a query but no path";
+        return 400;
+    }
+    req->host = t + s;
+    req->host_len = i - s;
+    req->target = i < n ? t + i : "/";
+    req->target_len = i < n ? n - i : 1;
+    req->flags |= TN_H1_REQ_F_ABSOLUTE;
+    return 0;
+}
+
+static int parse_target(struct tn_h1_req *req, const char *t, size_t n, const char **why)
+{
+    if (t[0] == '/') {
+        req->target = t;
+        req->target_len = n;
+        return 0;
+    }
+    if (t[0] == '*') {
+        if (n != 1 || req->method != TN_H1_M_OPTIONS) {
+            *why = n != 1 ? "invalid request target" : "asterisk-form without OPTIONS";
+            return 400;
+        }
+        req->target = t;
+        req->target_len = 1;
+        req->flags |= TN_H1_REQ_F_ASTERISK;
+        return 0;
+    }
+    return parse_absolute(req, t, n, why);
+}
+
+/* method SP request-target SP HTTP-version CRLF, starting at buf[start].
+ * Returns 0 with *off at the first field line, or the status to answer. */
+static int parse_req_line(struct tn_h1_req *req, const char *buf, size_t start, size_t *off,
+                          const struct tn_h1_limits *lim, const char **why)
+{
+    const char *m = buf + start, *p = m, *t;
+
+    while (CT(*p) & TN_H1_C_TCHAR)
+        p++;
+    if (p == m || *p != ' ') {
+        *why = "invalid method";
+        return 400;
+    }
+    req->method_str = m;
+    req->method_len = (size_t)(p - m);
+    req->method = method_of(m, req->method_len);
+    for (t = ++p; CT(*p) & TN_H1_C_URI; p++)
+        ;
+    if (p == t || *p != ' ') {
+        *why = *p == '#' ? "fragment in request target" : "invalid request target";
+        return 400;
+    }
+    p++;
+    /* Each test runs only if the previous byte was neither CR nor LF, so
+     * none reads past the CRLF CRLF that ends buf. */
+    if (!(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
+          IS_DIGIT(p[5]) && p[6] == '.' && IS_DIGIT(p[7]) && p[8] == '\r' && p[9] == '\n')) {
+        *why = "invalid HTTP version";
+        return 400;
+    }
+    if ((size_t)(p + 8 - m) > lim->max_uri) {
+        *why = "request line too long";
+        return 414;
+    }
+    if (p[5] != '1') {
+        *why = "unsupported HTTP major version";
+        return 505;
+    }
+    req->minor = p[7] != '0';
+    *off = (size_t)(p + 10 - buf);
+    if (req->method == TN_H1_M_CONNECT) {
+        *why = "CONNECT is not supported";
+        return 501;
+    }
+    return parse_target(req, t, (size_t)(p - 1 - t), why);
+}
+
+/* Host, framing, connection and expectation rules over the parsed fields.
+ * Returns 0 or the status to answer. */
+static int check_req_fields(struct tn_h1_req *req, const struct tn_h1_fields *f, const char **why)
+{
+    if (f->nhost > 1) {
+        *why = "multiple Host fields";
+        return 400;
+    }
+    if (f->nhost) {
+        const struct tn_h1_hdr *h = &req->hdrs[f->host];
+
+        if (!host_valid(h->value, h->value_len)) {
+            *why = "invalid Host";
+            return 400;
+        }
+        if (!(req->flags & TN_H1_REQ_F_ABSOLUTE)) {
+            req->host = h->value;
+            req->host_len = h->value_len;
+        }
+    } else if (req->minor == 1) {
+        *why = "missing Host";
+        return 400;
+    }
+    if (f->nte) {
+        if (req->minor == 0)
+            *why = "Transfer-Encoding in an HTTP/1.0 request";
+        else if (f->ncl)
+            *why = "Content-Length with Transfer-Encoding";
+        else if (!f->te_last_chunked)
+            *why = "final transfer coding is not chunked";
+        else if (f->te_chunked > 1)
+            *why = "chunked applied more than once";
+        else if (f->te_codings > 1) {
+            *why = "unsupported transfer coding";
+            return 501;
+        } else
+            *why = NULL;
+        if (*why)
+            return 400;
+        req->framing = TN_H1_BODY_CHUNKED;
+    } else if (f->ncl) {
+        req->framing = TN_H1_BODY_LENGTH;
+        req->content_length = f->content_length;
+    }
+    if ((f->conn & TN_H1_CONN_F_CLOSE) || (req->minor == 0 && !(f->conn & TN_H1_CONN_F_KEEPALIVE)))
+        req->flags |= TN_H1_REQ_F_CLOSE;
+    if (f->expect_continue && req->minor == 1)
+        req->flags |= TN_H1_REQ_F_EXPECT_CONTINUE;
+    return 0;
+}
+
+int tn_h1_parse_req(struct tn_h1_req *req, const char *buf, size_t len,
+                    const struct tn_h1_limits *lim, const char **why)
+{
+    struct tn_h1_hdr *hdrs = req->hdrs;
+    struct tn_h1_fields f;
+    size_t start, off = 0;
+    int st;
+
+    memset(req, 0, sizeof(*req));
+    req->hdrs = hdrs;
+    if (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0) {
+        *why = "incomplete head";
+        st = 400;
+        goto fail;
+    }
+    start = skip_empty_lines(buf, len);
+    if (len - start > lim->max_head) {
+        *why = "head too large";
+        st = 431;
+        goto fail;
+    }
+    st = parse_req_line(req, buf, start, &off, lim, why);
+    if (st)
+        goto fail;
+    if (tn_h1_parse_fields(buf, len, &off, hdrs, lim->max_headers, 0, &f, why) != TN_OK) {
+        st = f.status;
+        goto fail;
+    }
+    req->nhdrs = f.nhdrs;
+    req->head_len = off;
+    st = check_req_fields(req, &f, why);
+    if (st)
+        goto fail;
+    return TN_OK;
+fail:
+    req->status = st;
+    return TN_ERR;
+}
+
+/* ---- lookups ---- */
+
+const struct tn_h1_hdr *tn_h1_find(const struct tn_h1_hdr *hdrs, unsigned n, const char *name)
+{
+    size_t nl = strlen(name);
+    unsigned i;
+
+    for (i = 0; i < n; i++)
+        if (hdrs[i].name_len == nl && ieq(hdrs[i].name, name, nl))
+            return &hdrs[i];
+    return NULL;
+}
+
+/* Looks for name=value among the ';'-separated pairs of one Cookie value.
+ * Pairs without '=' are skipped (browsers treat them as a nameless value). */
+static int cookie_in(const char *p, const char *end, const char *name, size_t nl,
+                     const char **val, size_t *vlen)
+{
+    while (p < end) {
+        const char *pair, *eq, *semi, *ve;
+
+        while (p < end && (IS_WS(*p) || *p == ';'))
+            p++;
+        pair = p;
+        semi = memchr(p, ';', (size_t)(end - p));
+        if (!semi)
+            semi = end;
+        eq = memchr(p, '=', (size_t)(semi - p));
+        p = semi;
+        if (!eq)
+            continue;
+        for (ve = eq; ve > pair && IS_WS(ve[-1]); ve--)
+            ;
+        if ((size_t)(ve - pair) != nl || memcmp(pair, name, nl) != 0)
+            continue;
+        for (eq++; eq < semi && IS_WS(*eq); eq++)
+            ;
+        for (ve = semi; ve > eq && IS_WS(ve[-1]); ve--)
+            ;
+        *val = eq;
+        *vlen = (size_t)(ve - eq);
+        return 1;
+    }
+    return 0;
+}
+
+int tn_h1_cookie(const struct tn_h1_hdr *hdrs, unsigned n, const char *name, const char **val,
+                 size_t *vlen)
+{
+    size_t nl = strlen(name);
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (hdrs[i].name_len != 6 || !ieq(hdrs[i].name, "cookie", 6))
+            continue;
+        if (cookie_in(hdrs[i].value, hdrs[i].value + hdrs[i].value_len, name, nl, val, vlen))
+            return 1;
+    }
+    return 0;
+}
+
+int tn_h1_query_param(const char *target, size_t tlen, const char *name, const char **val,
+                      size_t *vlen)
+{
+    const char *q = memchr(target, '?', tlen), *end = target + tlen;
+    size_t nl = strlen(name);
+
+    if (!q)
+        return 0;
+    for (q++;;) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *eq;
+
+        if (!amp)
+            amp = end;
+        eq = memchr(q, '=', (size_t)(amp - q));
+        if (!eq)
+            eq = amp;
+        if ((size_t)(eq - q) == nl && memcmp(q, name, nl) == 0) {
+            *val = eq < amp ? eq + 1 : amp;
+            *vlen = eq < amp ? (size_t)(amp - eq - 1) : 0;
+            return 1;
+        }
+        if (amp == end)
+            break;
+        q = amp + 1;
+    }
+    return 0;
+}
+
+/* Reason phrases by class, indexed by status % 100; NULL = unassigned. */
+static const char *const reasons_1xx[] = {"Continue", "Switching Protocols", NULL, "Early Hints"};
+static const char *const reasons_2xx[] = {
+    "OK", "Created", "Accepted", "Non-Authoritative Information", "No Content", "Reset Content",
+    "Partial Content"};
+static const char *const reasons_3xx[] = {
+    "Multiple Choices", "Moved Permanently", "Found", "See Other", "Not Modified", NULL, NULL,
+    "Temporary Redirect", "Permanent Redirect"};
+static const char *const reasons_4xx[] = {
+    "Bad Request", "Unauthorized", "Payment Required", "Forbidden", "Not Found",
+    "Method Not Allowed", "Not Acceptable", "Proxy Authentication Required", "Request Timeout",
+    "Conflict", "Gone", "Length Required", "Precondition Failed", "Content Too Large",
+    "URI Too Long", "Unsupported Media Type", "Range Not Satisfiable", "Expectation Failed",
+    NULL, NULL, NULL, "Misdirected Request", "Unprocessable Content", NULL, NULL, "Too Early",
+    "Upgrade Required", NULL, "Precondition Required", "Too Many Requests", NULL,
+    "Request Header Fields Too Large"};
+static const char *const reasons_5xx[] = {
+    "Internal Server Error", "Not Implemented", "Bad Gateway", "Service Unavailable",
+    "Gateway Timeout", "HTTP Version Not Supported"};
+
+const char *tn_h1_reason(int status)
+{
+    static const struct {
+        const char *const *tab;
+        unsigned n;
+        const char *fallback;
+    } cls[] = {
+        {reasons_1xx, TN_ARRAY_LEN(reasons_1xx), "Informational"},
+        {reasons_2xx, TN_ARRAY_LEN(reasons_2xx), "Success"},
+        {reasons_3xx, TN_ARRAY_LEN(reasons_3xx), "Redirection"},
+        {reasons_4xx, TN_ARRAY_LEN(reasons_4xx), "Client Error"},
+        {reasons_5xx, TN_ARRAY_LEN(reasons_5xx), "Server Error"},
+    };
+    unsigned c, i;
+
+    if (status < 100 || status > 599)
+        return "Unknown";
+    c = (unsigned)status / 100 - 1;
+    i = (unsigned)status % 100;
+    if (i < cls[c].n && cls[c].tab[i])
+        return cls[c].tab[i];
+    return cls[c].fallback;
+}

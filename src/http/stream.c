@@ -21,6 +21,9 @@
 
 #define TN_HIGH_WATER (256u << 10)
 #define TN_LOW_WATER (64u << 10)
+/* A request body must make this much progress per client_body period (or
+ * finish): a client trickling bytes to hold a connection is cut off. */
+#define TN_BODY_MIN_PER_PERIOD 1024u
 
 /* ---- head serialization into the worker's scratch space ---- */
 
@@ -267,7 +270,7 @@ static void pump_request_body(struct tn_client *c)
     }
     if (evbuffer_get_length(in) != before) {
         c->log.bytes_in += before - evbuffer_get_length(in);
-        c->flags |= TN_CLIENT_F_BODY_SEEN;
+        c->body_period += before - evbuffer_get_length(in);
     }
     if (done) {
         request_sent(c);
@@ -640,12 +643,12 @@ void tn_stream_on_timeout(struct tn_client *c)
         upstream_failed(c, 502, "connect_timeout", 0);
         break;
     case TN_CLIENT_REQ_BODY:
-        if (!(c->flags & (TN_CLIENT_F_BODY_SEEN | TN_CLIENT_F_REQ_PAUSED))) {
+        if (!(c->flags & TN_CLIENT_F_REQ_PAUSED) && c->body_period < TN_BODY_MIN_PER_PERIOD) {
             tn_stream_release_upstream(c, 0);
             tn_client_error(c, 408, "client_body_timeout", 1);
             break;
         }
-        c->flags &= ~TN_CLIENT_F_BODY_SEEN;
+        c->body_period = 0;
         tn_client_arm(c, c->wp->tv_body);
         break;
     default:

@@ -10,6 +10,10 @@
 #define TN_ERR (-1)
 #define TN_AGAIN 1
 
+/* Most bytes one read or write system call moves (libevent's default is 4 KiB
+ * per read, which costs a syscall per 4 KiB of body). */
+#define TN_IO_CHUNK (64u << 10)
+
 #define TN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Aborts with file:line when an invariant breaks; always compiled in.

@@ -371,6 +371,8 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
     c->state = TN_CLIENT_IDLE;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH);
+    bufferevent_set_max_single_read(c->bev, TN_IO_CHUNK);
+    bufferevent_set_max_single_write(c->bev, TN_IO_CHUNK);
     bufferevent_set_timeouts(c->bev, NULL, w->wp->tv_idle);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&w->clients, c, link);

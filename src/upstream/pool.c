@@ -129,6 +129,8 @@ struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
         *why = "out_of_memory";
         return NULL;
     }
+    bufferevent_set_max_single_read(u->bev, TN_IO_CHUNK);
+    bufferevent_set_max_single_write(u->bev, TN_IO_CHUNK);
     if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&p->ss, (int)p->len) < 0) {
         bufferevent_free(u->bev);
         free(u);

@@ -44,6 +44,7 @@ enum tn_client_state {
 #define TN_CLIENT_F_RETRIED 0x0080     /* already replayed once on a fresh connection */
 #define TN_CLIENT_F_RESP_CHUNK 0x0100  /* re-framing a close-delimited response as chunked */
 #define TN_CLIENT_F_UP_REUSABLE 0x0200 /* upstream may go back to its pool after this exchange */
+#define TN_CLIENT_F_READ_OFF 0x0400    /* reading stopped: a pipelined request filled the input */
 
 /* What the access log says about one exchange. */
 struct tn_exchange_log {

@@ -17,7 +17,12 @@ struct tn_conf_ctx {
     char *diag;           /* collected errors, one per line (owned) */
     size_t diag_len, diag_cap;
     unsigned nerrors;
+    unsigned long nvalues; /* values walked so far, bounded by TN_CONF_MAX_VALUES */
 };
+
+/* Most values one load walks: YAML aliases let a small file name the same
+ * big node many times, and each use is parsed again. */
+#define TN_CONF_MAX_VALUES 1000000ul
 
 /* The value types a key table can describe. */
 enum tn_conf_type {
@@ -52,9 +57,9 @@ struct tn_conf_key {
     enum tn_conf_type type;
     size_t off;
     unsigned flags;
-    tn_conf_parse_fn *fn;     /* TN_CONF_FUNC */
-    tn_conf_check_fn *check;  /* STRING, STRLIST: optional */
-    uint32_t min, max;        /* U32 bounds */
+    tn_conf_parse_fn *fn;          /* TN_CONF_FUNC */
+    tn_conf_check_fn *check;       /* STRING, STRLIST: optional */
+    uint32_t min, max;             /* U32 bounds; DURATION (ms) and SIZE minimum */
     const struct tn_conf_key *sub; /* MAP: the nested table */
 };
 
@@ -107,12 +112,10 @@ int tn_conf_walk(struct tn_conf_ctx *cx, yaml_node_t *map, const char *what,
                  const struct tn_conf_key *keys, void *obj, uint32_t *seen);
 
 /* Parses one value of the given type at n into field; reports errors. */
-int tn_conf_value(struct tn_conf_ctx *cx, yaml_node_t *n, const struct tn_conf_key *k,
-                  void *field);
+int tn_conf_value(struct tn_conf_ctx *cx, yaml_node_t *n, const struct tn_conf_key *k, void *field);
 
 /* Scalar parsers for single values, each reporting at n on failure. */
-int tn_conf_get_string(struct tn_conf_ctx *cx, yaml_node_t *n, tn_conf_check_fn *check,
-                       char **out);
+int tn_conf_get_string(struct tn_conf_ctx *cx, yaml_node_t *n, tn_conf_check_fn *check, char **out);
 int tn_conf_get_bool(struct tn_conf_ctx *cx, yaml_node_t *n, int *out);
 int tn_conf_get_u32(struct tn_conf_ctx *cx, yaml_node_t *n, uint32_t min, uint32_t max,
                     uint32_t *out);
@@ -129,11 +132,15 @@ int tn_conf_parse_mode(const char *s, unsigned *out);
 int tn_conf_parse_cidr(const char *s, struct tn_conf_cidr *out);
 
 /* Text validators usable as tn_conf_check_fn. */
-const char *tn_conf_check_token(char *s);  /* HTTP token (header name, method) */
-const char *tn_conf_check_name(char *s);   /* [A-Za-z0-9_.-], 1..64 */
+const char *tn_conf_check_token(char *s); /* HTTP token (header name, method) */
+const char *tn_conf_check_name(char *s);  /* [A-Za-z0-9_.-], 1..64 */
 
 /* Frees a string list's items and array; leaves it empty. */
 void tn_conf_strlist_free(struct tn_conf_strlist *l);
+
+/* Counts one more value; past TN_CONF_MAX_VALUES reports (once) at n and
+ * returns TN_ERR, and the caller stops walking. */
+int tn_conf_count_value(struct tn_conf_ctx *cx, const yaml_node_t *n);
 
 /* Returns the collected errors (owned by the caller) and empties cx. */
 char *tn_conf_take_errors(struct tn_conf_ctx *cx);

@@ -45,6 +45,10 @@ static struct loader *loader_of(struct tn_conf_ctx *cx)
     {                                                                                              \
         .name = nm, .type = TN_CONF_U32, .off = offsetof(st, f), .min = lo, .max = hi              \
     }
+#define KMIN(nm, ty, st, f, lo)                                                                    \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f), .min = lo                                  \
+    }
 #define KFN(nm, st, f, func)                                                                       \
     {                                                                                              \
         .name = nm, .type = TN_CONF_FUNC, .off = offsetof(st, f), .fn = func                       \
@@ -106,7 +110,7 @@ static const char *check_country(char *s)
 
 static const char *check_continent(char *s)
 {
-    static const char *const codes[] = { "AF", "AN", "AS", "EU", "NA", "OC", "SA" };
+    static const char *const codes[] = {"AF", "AN", "AS", "EU", "NA", "OC", "SA"};
 
     if (!check_country(s))
         for (size_t i = 0; i < TN_ARRAY_LEN(codes); i++)
@@ -159,14 +163,17 @@ static int parse_certs(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 }
 
 static const struct tn_conf_key tls_keys[] = {
-    { .name = "certificates", .type = TN_CONF_FUNC, .off = 0, .fn = parse_certs,
-      .flags = TN_CONF_K_REQUIRED },
+    {.name = "certificates",
+     .type = TN_CONF_FUNC,
+     .off = 0,
+     .fn = parse_certs,
+     .flags = TN_CONF_K_REQUIRED},
     KEND,
 };
 
 static const struct tn_conf_key listen_keys[] = {
     KREQ("address", TN_CONF_ADDR, struct tn_conf_listen, addr),
-    { .name = "tls", .type = TN_CONF_MAP, .off = 0, .sub = tls_keys },
+    {.name = "tls", .type = TN_CONF_MAP, .off = 0, .sub = tls_keys},
     KEND,
 };
 
@@ -188,6 +195,8 @@ static int parse_listen(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     c->listens = tn_xcalloc(len, sizeof(*c->listens));
     c->nlistens = len;
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *item = tn_conf_seq_at(cx, n, i);
         struct tn_conf_listen *l = &c->listens[i];
         struct tn_conf_key k = listen_keys[0];
@@ -207,7 +216,7 @@ static int parse_listen(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 
 static int parse_admin_http(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 {
-    static const struct tn_conf_key k = { .name = "http", .type = TN_CONF_ADDR };
+    static const struct tn_conf_key k = {.name = "http", .type = TN_CONF_ADDR};
     struct tn_conf_admin *a = field;
 
     if (tn_conf_value(cx, n, &k, &a->http_addr) != TN_OK)
@@ -220,13 +229,13 @@ static int parse_admin_http(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 static const struct tn_conf_key admin_keys[] = {
     KEY("socket", TN_CONF_STRING, struct tn_conf_admin, socket),
     KEY("socket_mode", TN_CONF_MODE, struct tn_conf_admin, socket_mode),
-    { .name = "http", .type = TN_CONF_FUNC, .off = 0, .fn = parse_admin_http },
+    {.name = "http", .type = TN_CONF_FUNC, .off = 0, .fn = parse_admin_http},
     KEND,
 };
 
 static int parse_redis_address(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 {
-    static const struct tn_conf_key k = { .name = "address", .type = TN_CONF_ADDR };
+    static const struct tn_conf_key k = {.name = "address", .type = TN_CONF_ADDR};
     struct tn_conf_redis *r = field;
 
     if (tn_conf_value(cx, n, &k, &r->addr) != TN_OK)
@@ -237,8 +246,11 @@ static int parse_redis_address(struct tn_conf_ctx *cx, yaml_node_t *n, void *fie
 }
 
 static const struct tn_conf_key redis_keys[] = {
-    { .name = "address", .type = TN_CONF_FUNC, .off = 0, .fn = parse_redis_address,
-      .flags = TN_CONF_K_REQUIRED },
+    {.name = "address",
+     .type = TN_CONF_FUNC,
+     .off = 0,
+     .fn = parse_redis_address,
+     .flags = TN_CONF_K_REQUIRED},
     KCHK("password_env", TN_CONF_STRING, struct tn_conf_redis, password_env, check_env_name),
     KCHK("namespace", TN_CONF_STRING, struct tn_conf_redis, namespace_, tn_conf_check_name),
     KEND,
@@ -267,6 +279,8 @@ static int parse_trusted(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         return tn_conf_expect(cx, n, "a list of networks like 10.0.0.0/8");
     c->trusted_proxies = tn_xcalloc(len, sizeof(*c->trusted_proxies));
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ? tn_conf_seq_at(cx, n, i) : n;
         const char *s = tn_conf_scalar(cx, item, what);
 
@@ -283,20 +297,20 @@ static int parse_trusted(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 /* ---- timeouts, limits ---- */
 
 static const struct tn_conf_key timeout_keys[] = {
-    KEY("client_header", TN_CONF_DURATION, struct tn_conf_timeouts, client_header_ms),
-    KEY("client_body", TN_CONF_DURATION, struct tn_conf_timeouts, client_body_ms),
-    KEY("client_idle", TN_CONF_DURATION, struct tn_conf_timeouts, client_idle_ms),
-    KEY("connect", TN_CONF_DURATION, struct tn_conf_timeouts, connect_ms),
-    KEY("response", TN_CONF_DURATION, struct tn_conf_timeouts, response_ms),
-    KEY("upstream_idle", TN_CONF_DURATION, struct tn_conf_timeouts, upstream_idle_ms),
-    KEY("drain", TN_CONF_DURATION, struct tn_conf_timeouts, drain_ms),
+    KMIN("client_header", TN_CONF_DURATION, struct tn_conf_timeouts, client_header_ms, 1),
+    KMIN("client_body", TN_CONF_DURATION, struct tn_conf_timeouts, client_body_ms, 1),
+    KMIN("client_idle", TN_CONF_DURATION, struct tn_conf_timeouts, client_idle_ms, 1),
+    KMIN("connect", TN_CONF_DURATION, struct tn_conf_timeouts, connect_ms, 1),
+    KMIN("response", TN_CONF_DURATION, struct tn_conf_timeouts, response_ms, 1),
+    KMIN("upstream_idle", TN_CONF_DURATION, struct tn_conf_timeouts, upstream_idle_ms, 1),
+    KEY("drain", TN_CONF_DURATION, struct tn_conf_timeouts, drain_ms), /* 0: close at once */
     KEND,
 };
 
 static const struct tn_conf_key limit_keys[] = {
-    KEY("header_size", TN_CONF_SIZE, struct tn_conf_limits, header_size),
+    KMIN("header_size", TN_CONF_SIZE, struct tn_conf_limits, header_size, 1024),
     KU32("headers", struct tn_conf_limits, headers, 1, 10000),
-    KEY("uri", TN_CONF_SIZE, struct tn_conf_limits, uri),
+    KMIN("uri", TN_CONF_SIZE, struct tn_conf_limits, uri, 64),
     KU32("connections", struct tn_conf_limits, connections, 1, 10000000),
     KEY("body", TN_CONF_SIZE, struct tn_conf_limits, body),
     KEND,
@@ -313,8 +327,8 @@ static const struct tn_conf_key server_keys[] = {
 
 static const struct tn_conf_key health_keys[] = {
     KCHK("path", TN_CONF_STRING, struct tn_conf_health, path, check_path),
-    KEY("interval", TN_CONF_DURATION, struct tn_conf_health, interval_ms),
-    KEY("timeout", TN_CONF_DURATION, struct tn_conf_health, timeout_ms),
+    KMIN("interval", TN_CONF_DURATION, struct tn_conf_health, interval_ms, 1),
+    KMIN("timeout", TN_CONF_DURATION, struct tn_conf_health, timeout_ms, 1),
     KU32("rise", struct tn_conf_health, rise, 1, 100),
     KU32("fall", struct tn_conf_health, fall, 1, 100),
     KEND,
@@ -333,6 +347,8 @@ static int parse_servers(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     b->servers = tn_xcalloc(len, sizeof(*b->servers));
     b->nservers = len;
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *item = tn_conf_seq_at(cx, n, i);
         struct tn_conf_server *s = &b->servers[i];
 
@@ -360,16 +376,20 @@ static int parse_health(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     h->enabled = 1;
     if (tn_conf_walk(cx, n, "health_check", health_keys, h, NULL) != TN_OK)
         return TN_ERR;
-    if (h->interval_ms == 0)
-        tn_conf_err(cx, n, "expected a health_check interval above 0");
-    else if (h->timeout_ms == 0 || h->timeout_ms > h->interval_ms)
-        tn_conf_err(cx, n, "expected a health_check timeout above 0 and not above interval");
+    if (h->timeout_ms > h->interval_ms)
+        tn_conf_err(cx, n,
+                    "expected a health_check timeout not above its interval, got %ums > "
+                    "%ums",
+                    (unsigned)h->timeout_ms, (unsigned)h->interval_ms);
     return TN_OK;
 }
 
 static const struct tn_conf_key backend_keys[] = {
-    { .name = "servers", .type = TN_CONF_FUNC, .off = 0, .fn = parse_servers,
-      .flags = TN_CONF_K_REQUIRED },
+    {.name = "servers",
+     .type = TN_CONF_FUNC,
+     .off = 0,
+     .fn = parse_servers,
+     .flags = TN_CONF_K_REQUIRED},
     KFN("health_check", struct tn_conf_backend, health, parse_health),
     KEND,
 };
@@ -386,6 +406,8 @@ static int parse_backends(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         return tn_conf_expect(cx, n, "at least one backend in backends");
     c->backends = tn_xcalloc(len, sizeof(*c->backends));
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *kn = tn_conf_map_key(cx, n, i);
         struct tn_conf_backend *b = &c->backends[c->nbackends];
 
@@ -425,6 +447,8 @@ static int parse_device_map(struct tn_conf_ctx *cx, yaml_node_t *n, struct tn_co
         return tn_conf_expect(cx, n, "at least one device class in devices");
     c->devices = tn_xcalloc(len, sizeof(*c->devices));
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *kn = tn_conf_map_key(cx, n, i);
         struct tn_conf_device *d = &c->devices[c->ndevices];
 
@@ -486,8 +510,7 @@ static void load_device_file(struct tn_conf_ctx *cx, yaml_node_t *at, struct tn_
     char *text = read_file(c->devices_file, &len);
 
     if (!text) {
-        tn_conf_err(cx, at, "cannot read device catalog %s: %s", c->devices_file,
-                    strerror(errno));
+        tn_conf_err(cx, at, "cannot read device catalog %s: %s", c->devices_file, strerror(errno));
         return;
     }
     cx->file = c->devices_file;
@@ -563,15 +586,16 @@ static void segment_build(struct tn_conf_ctx *cx, yaml_node_t *n, struct segment
     int nsrc = !!t->header + !!t->cookie + !!t->query + !!t->redis_set;
 
     if (nsrc != 1) {
-        tn_conf_err(cx, n, "expected exactly one of header, cookie, query or redis_set in "
-                           "segment %s", s->name);
+        tn_conf_err(cx, n,
+                    "expected exactly one of header, cookie, query or redis_set in "
+                    "segment %s",
+                    s->name);
     } else if (t->redis_set) {
         s->kind = TN_SEGMENT_REDIS_SET;
         s->source = t->redis_set;
         t->redis_set = NULL;
         if (t->equals || t->regex)
-            tn_conf_err(cx, n, "expected no equals or regex with redis_set in segment %s",
-                        s->name);
+            tn_conf_err(cx, n, "expected no equals or regex with redis_set in segment %s", s->name);
     } else {
         s->kind = t->header ? TN_SEGMENT_HEADER : t->cookie ? TN_SEGMENT_COOKIE : TN_SEGMENT_QUERY;
         s->source = t->header ? t->header : t->cookie ? t->cookie : t->query;
@@ -596,9 +620,11 @@ static int parse_segments(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     len = tn_conf_map_len(n);
     c->segments = tn_xcalloc(len ? len : 1, sizeof(*c->segments));
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *kn = tn_conf_map_key(cx, n, i), *vn = tn_conf_map_value(cx, n, i);
         struct tn_conf_segment *s = &c->segments[c->nsegments];
-        struct segment_tmp t = { 0 };
+        struct segment_tmp t = {0};
 
         if (tn_conf_get_string(cx, kn, tn_conf_check_name, &s->name) != TN_OK)
             continue;
@@ -623,8 +649,9 @@ static int parse_segments(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 
 static int parse_sticky(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 {
-    static const char what[] = "a mapping with one of cookie, header, query or client_ip";
-    static const char *const kinds[] = { "cookie", "header", "query", "client_ip" };
+    static const char what[] = "one key: { cookie: NAME }, { header: NAME }, { query: NAME } or "
+                               "{ client_ip: true }";
+    static const char *const kinds[] = {"cookie", "header", "query", "client_ip"};
     struct tn_conf *c = field;
     size_t i, j, len;
 
@@ -635,6 +662,8 @@ static int parse_sticky(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         return tn_conf_expect(cx, n, "at least one source in sticky_key");
     c->sticky = tn_xcalloc(len, sizeof(*c->sticky));
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *item = tn_conf_seq_at(cx, n, i), *kn, *vn;
         struct tn_conf_sticky *s = &c->sticky[c->nsticky];
         const char *k;
@@ -651,8 +680,10 @@ static int parse_sticky(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         for (j = 0; j < TN_ARRAY_LEN(kinds) && strcmp(k, kinds[j]); j++)
             ;
         if (j == TN_ARRAY_LEN(kinds)) {
-            tn_conf_err(cx, kn, "unknown key \"%s\" in sticky_key; expected one of: cookie, "
-                                "header, query, client_ip", k);
+            tn_conf_err(cx, kn,
+                        "unknown key \"%s\" in sticky_key; expected one of: cookie, "
+                        "header, query, client_ip",
+                        k);
             continue;
         }
         s->kind = (enum tn_sticky_kind)j;
@@ -663,8 +694,8 @@ static int parse_sticky(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
                 tn_conf_expect(cx, vn, "client_ip: true");
                 continue;
             }
-        } else if (tn_conf_get_string(cx, vn, s->kind == TN_STICKY_QUERY ? NULL
-                                                                          : tn_conf_check_token,
+        } else if (tn_conf_get_string(cx, vn,
+                                      s->kind == TN_STICKY_QUERY ? NULL : tn_conf_check_token,
                                       &s->name) != TN_OK) {
             continue;
         }
@@ -738,6 +769,8 @@ static int parse_header_match(struct tn_conf_ctx *cx, yaml_node_t *n, void *fiel
         return tn_conf_expect(cx, n, "at least one NAME: REGEX in header");
     m->headers = tn_xcalloc(len, sizeof(*m->headers));
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *kn = tn_conf_map_key(cx, n, i);
         struct tn_conf_header_match *h = &m->headers[m->nheaders];
 
@@ -762,7 +795,7 @@ static const struct tn_conf_key match_keys[] = {
     KEY("host", TN_CONF_REGEX, struct tn_conf_match, host),
     KEY("path", TN_CONF_REGEX, struct tn_conf_match, path),
     KCHK("method", TN_CONF_STRLIST, struct tn_conf_match, methods, tn_conf_check_token),
-    { .name = "header", .type = TN_CONF_FUNC, .off = 0, .fn = parse_header_match },
+    {.name = "header", .type = TN_CONF_FUNC, .off = 0, .fn = parse_header_match},
     KCHK("country", TN_CONF_STRLIST, struct tn_conf_match, country, check_country),
     KCHK("continent", TN_CONF_STRLIST, struct tn_conf_match, continent, check_continent),
     KCHK("subdivision", TN_CONF_STRLIST, struct tn_conf_match, subdivision, check_subdivision),
@@ -772,10 +805,16 @@ static const struct tn_conf_key match_keys[] = {
 };
 
 static const struct tn_conf_key shift_keys[] = {
-    { .name = "from", .type = TN_CONF_STRING, .off = offsetof(struct tn_conf_route, shift_from),
-      .flags = TN_CONF_K_REQUIRED, .check = tn_conf_check_name },
-    { .name = "to", .type = TN_CONF_STRING, .off = offsetof(struct tn_conf_route, shift_to),
-      .flags = TN_CONF_K_REQUIRED, .check = tn_conf_check_name },
+    {.name = "from",
+     .type = TN_CONF_STRING,
+     .off = offsetof(struct tn_conf_route, shift_from),
+     .flags = TN_CONF_K_REQUIRED,
+     .check = tn_conf_check_name},
+    {.name = "to",
+     .type = TN_CONF_STRING,
+     .off = offsetof(struct tn_conf_route, shift_to),
+     .flags = TN_CONF_K_REQUIRED,
+     .check = tn_conf_check_name},
     KREQ("percent", TN_CONF_PERCENT, struct tn_conf_route, percent_x100),
     KEND,
 };
@@ -791,13 +830,15 @@ static int parse_shift(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 enum { ROUTE_K_NAME, ROUTE_K_MATCH, ROUTE_K_BACKEND, ROUTE_K_SHIFT }; /* route_keys order */
 
 static const struct tn_conf_key route_keys[] = {
-    [ROUTE_K_NAME] = { .name = "name", .type = TN_CONF_STRING,
-                       .off = offsetof(struct tn_conf_route, name),
-                       .flags = TN_CONF_K_REQUIRED, .check = tn_conf_check_name },
+    [ROUTE_K_NAME] = {.name = "name",
+                      .type = TN_CONF_STRING,
+                      .off = offsetof(struct tn_conf_route, name),
+                      .flags = TN_CONF_K_REQUIRED,
+                      .check = tn_conf_check_name},
     [ROUTE_K_MATCH] = KMAP("match", struct tn_conf_route, match, match_keys),
-    [ROUTE_K_BACKEND] = KCHK("backend", TN_CONF_STRING, struct tn_conf_route, backend,
-                             tn_conf_check_name),
-    [ROUTE_K_SHIFT] = { .name = "shift", .type = TN_CONF_FUNC, .off = 0, .fn = parse_shift },
+    [ROUTE_K_BACKEND] =
+        KCHK("backend", TN_CONF_STRING, struct tn_conf_route, backend, tn_conf_check_name),
+    [ROUTE_K_SHIFT] = {.name = "shift", .type = TN_CONF_FUNC, .off = 0, .fn = parse_shift},
     KEND,
 };
 
@@ -824,8 +865,8 @@ static int parse_routes(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         tn_conf_walk(cx, item, "route", route_keys, r, &seen);
         if (item->type == YAML_MAPPING_NODE &&
             !(seen & (1u << ROUTE_K_BACKEND)) == !(seen & (1u << ROUTE_K_SHIFT)))
-            tn_conf_err(cx, item, "expected exactly one of backend or shift in route %s",
-                        r->name ? r->name : "");
+            tn_conf_err(cx, item, "expected exactly one of backend or shift in route%s%s",
+                        r->name ? " " : "", r->name ? r->name : "");
     }
     return TN_OK;
 }
@@ -846,6 +887,8 @@ static int parse_on_status(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     rb->on_status = tn_xcalloc(len ? len : 1, sizeof(*rb->on_status));
     rb->non_status = 0;
     for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
         yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ? tn_conf_seq_at(cx, n, i) : n;
         uint32_t v;
 
@@ -859,7 +902,7 @@ static int parse_on_status(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 
 static const struct tn_conf_key budget_keys[] = {
     KEY("ratio", TN_CONF_PERCENT, struct tn_conf_budget, ratio_x100),
-    KEY("window", TN_CONF_DURATION, struct tn_conf_budget, window_ms),
+    KMIN("window", TN_CONF_DURATION, struct tn_conf_budget, window_ms, 1),
     KEND,
 };
 
@@ -867,7 +910,7 @@ static const struct tn_conf_key auto_keys[] = {
     KEY("error_rate", TN_CONF_PERCENT, struct tn_conf_auto_rollback, error_rate_x100),
     KEY("p99", TN_CONF_DURATION, struct tn_conf_auto_rollback, p99_ms),
     KEY("margin", TN_CONF_PERCENT, struct tn_conf_auto_rollback, margin_x100),
-    KEY("window", TN_CONF_DURATION, struct tn_conf_auto_rollback, window_ms),
+    KMIN("window", TN_CONF_DURATION, struct tn_conf_auto_rollback, window_ms, 1),
     KU32("windows", struct tn_conf_auto_rollback, windows, 1, 1000),
     KU32("min_requests", struct tn_conf_auto_rollback, min_requests, 1, 1000000000),
     KEY("ramp_down", TN_CONF_DURATION, struct tn_conf_auto_rollback, ramp_down_ms),
@@ -881,17 +924,13 @@ static int parse_auto(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     if (n->type == YAML_SCALAR_NODE)
         return tn_conf_get_bool(cx, n, &a->enabled);
     a->enabled = 1;
-    if (tn_conf_walk(cx, n, "auto", auto_keys, a, NULL) != TN_OK)
-        return TN_ERR;
-    if (a->window_ms == 0)
-        return tn_conf_err(cx, n, "expected an auto window above 0"), TN_ERR;
-    return TN_OK;
+    return tn_conf_walk(cx, n, "auto", auto_keys, a, NULL);
 }
 
 static const struct tn_conf_key rollback_keys[] = {
     KEY("on_connect_error", TN_CONF_BOOL, struct tn_conf_rollback, on_connect_error),
     KEY("on_timeout", TN_CONF_BOOL, struct tn_conf_rollback, on_timeout),
-    { .name = "on_status", .type = TN_CONF_FUNC, .off = 0, .fn = parse_on_status },
+    {.name = "on_status", .type = TN_CONF_FUNC, .off = 0, .fn = parse_on_status},
     KCHK("methods", TN_CONF_STRLIST, struct tn_conf_rollback, methods, tn_conf_check_token),
     KEY("max_body", TN_CONF_SIZE, struct tn_conf_rollback, max_body),
     KEY("idempotency_key", TN_CONF_BOOL, struct tn_conf_rollback, idempotency_key),
@@ -904,22 +943,21 @@ static const struct tn_conf_key rollback_keys[] = {
 
 static const struct tn_conf_key top_keys[] = {
     KFN("workers", struct tn_conf, workers, parse_workers),
-    { .name = "listen", .type = TN_CONF_FUNC, .fn = parse_listen, .flags = TN_CONF_K_REQUIRED },
+    {.name = "listen", .type = TN_CONF_FUNC, .fn = parse_listen, .flags = TN_CONF_K_REQUIRED},
     KMAP("admin", struct tn_conf, admin, admin_keys),
     KEY("access_log", TN_CONF_STRING, struct tn_conf, access_log),
     KEY("state_file", TN_CONF_STRING, struct tn_conf, state_file),
     KMAP("redis", struct tn_conf, redis, redis_keys),
-    { .name = "geoip", .type = TN_CONF_MAP, .off = 0, .sub = geoip_keys },
-    { .name = "trusted_proxies", .type = TN_CONF_FUNC, .fn = parse_trusted },
+    {.name = "geoip", .type = TN_CONF_MAP, .off = 0, .sub = geoip_keys},
+    {.name = "trusted_proxies", .type = TN_CONF_FUNC, .fn = parse_trusted},
     KMAP("timeouts", struct tn_conf, timeouts, timeout_keys),
     KMAP("limits", struct tn_conf, limits, limit_keys),
-    { .name = "backends", .type = TN_CONF_FUNC, .fn = parse_backends,
-      .flags = TN_CONF_K_REQUIRED },
-    { .name = "devices", .type = TN_CONF_FUNC, .fn = parse_devices },
-    { .name = "segments", .type = TN_CONF_FUNC, .fn = parse_segments },
-    { .name = "sticky_key", .type = TN_CONF_FUNC, .fn = parse_sticky },
+    {.name = "backends", .type = TN_CONF_FUNC, .fn = parse_backends, .flags = TN_CONF_K_REQUIRED},
+    {.name = "devices", .type = TN_CONF_FUNC, .fn = parse_devices},
+    {.name = "segments", .type = TN_CONF_FUNC, .fn = parse_segments},
+    {.name = "sticky_key", .type = TN_CONF_FUNC, .fn = parse_sticky},
     KFN("assign_cookie", struct tn_conf, assign_cookie, parse_assign),
-    { .name = "routes", .type = TN_CONF_FUNC, .fn = parse_routes, .flags = TN_CONF_K_REQUIRED },
+    {.name = "routes", .type = TN_CONF_FUNC, .fn = parse_routes, .flags = TN_CONF_K_REQUIRED},
     KMAP("rollback", struct tn_conf, rollback, rollback_keys),
     KMAP("overrides", struct tn_conf, overrides, overrides_keys),
     KEY("debug_headers", TN_CONF_BOOL, struct tn_conf, debug_headers),
@@ -937,22 +975,21 @@ static char **strv(size_t n, const char *const *src)
 
 static void set_defaults(struct tn_conf *c)
 {
-    static const char *const methods[] = { "GET", "HEAD", "OPTIONS", "PUT", "DELETE" };
-    static const uint16_t statuses[] = { 502, 503, 504 };
+    static const char *const methods[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"};
+    static const uint16_t statuses[] = {502, 503, 504};
 
     c->access_log = tn_xstrdup("stdout");
     c->admin.socket_mode = 0600;
     c->redis.namespace_ = tn_xstrdup("default");
-    c->timeouts = (struct tn_conf_timeouts){ .client_header_ms = 10000,
-                                             .client_body_ms = 30000,
-                                             .client_idle_ms = 60000,
-                                             .connect_ms = 2000,
-                                             .response_ms = 30000,
-                                             .upstream_idle_ms = 60000,
-                                             .drain_ms = 30000 };
+    c->timeouts = (struct tn_conf_timeouts){.client_header_ms = 10000,
+                                            .client_body_ms = 30000,
+                                            .client_idle_ms = 60000,
+                                            .connect_ms = 2000,
+                                            .response_ms = 30000,
+                                            .upstream_idle_ms = 60000,
+                                            .drain_ms = 30000};
     c->limits = (struct tn_conf_limits){
-        .header_size = 16384, .headers = 100, .uri = 8192, .connections = 10000, .body = 0
-    };
+        .header_size = 16384, .headers = 100, .uri = 8192, .connections = 10000, .body = 0};
     c->assign_cookie.name = tn_xstrdup("turnout_uid");
     c->assign_cookie.max_age_s = 90u * 86400u;
     c->rollback.on_connect_error = 1;
@@ -963,13 +1000,13 @@ static void set_defaults(struct tn_conf *c)
     c->rollback.methods.v = strv(TN_ARRAY_LEN(methods), methods);
     c->rollback.methods.n = TN_ARRAY_LEN(methods);
     c->rollback.max_body = 65536;
-    c->rollback.budget = (struct tn_conf_budget){ .ratio_x100 = 2000, .window_ms = 10000 };
-    c->rollback.autorb = (struct tn_conf_auto_rollback){ .error_rate_x100 = 500,
-                                                          .p99_ms = 2000,
-                                                          .margin_x100 = 200,
-                                                          .window_ms = 30000,
-                                                          .windows = 2,
-                                                          .min_requests = 100 };
+    c->rollback.budget = (struct tn_conf_budget){.ratio_x100 = 2000, .window_ms = 10000};
+    c->rollback.autorb = (struct tn_conf_auto_rollback){.error_rate_x100 = 500,
+                                                        .p99_ms = 2000,
+                                                        .margin_x100 = 200,
+                                                        .window_ms = 30000,
+                                                        .windows = 2,
+                                                        .min_requests = 100};
 }
 
 /* ---- second pass: names and cross-key rules ---- */
@@ -1009,9 +1046,8 @@ static int resolve_backend(struct tn_conf_ctx *cx, const struct tn_conf *c, cons
     int idx = tn_conf_backend_index(c, name);
 
     if (idx < 0)
-        unknown_name(cx, tn_conf_mark_of(at), "backend", name, r->name,
-                     c->backends, sizeof(*c->backends),
-                     c->nbackends);
+        unknown_name(cx, tn_conf_mark_of(at), "backend", name, r->name, c->backends,
+                     sizeof(*c->backends), c->nbackends);
     return idx;
 }
 
@@ -1028,13 +1064,13 @@ static void resolve_match(struct tn_conf_ctx *cx, const struct tn_conf *c, struc
     size_t i;
 
     if (m->segment) {
-        for (i = 0; i < c->nsegments && (!c->segments[i].name ||
-                                         strcmp(c->segments[i].name, m->segment));
+        for (i = 0;
+             i < c->nsegments && (!c->segments[i].name || strcmp(c->segments[i].name, m->segment));
              i++)
             ;
         if (i == c->nsegments)
-            unknown_name(cx, tn_conf_mark_of(find_value(cx, mn, "segment")), "segment",
-                         m->segment, r->name, c->segments, sizeof(*c->segments), c->nsegments);
+            unknown_name(cx, tn_conf_mark_of(find_value(cx, mn, "segment")), "segment", m->segment,
+                         r->name, c->segments, sizeof(*c->segments), c->nsegments);
     }
     if (m->device) {
         for (i = 0; i < c->ndevices && strcmp(c->devices[i].name, m->device); i++)
@@ -1044,14 +1080,14 @@ static void resolve_match(struct tn_conf_ctx *cx, const struct tn_conf *c, struc
                          m->device, r->name, c->devices, sizeof(*c->devices), c->ndevices);
     }
     if (!c->geoip_database) {
-        static const char *const geo[] = { "country", "continent", "subdivision" };
+        static const char *const geo[] = {"country", "continent", "subdivision"};
 
         for (i = 0; i < 3; i++) {
             yaml_node_t *g = find_value(cx, mn, geo[i]);
 
             if (g && !tn_conf_is_null(g))
-                tn_conf_err(cx, g, "route %s matches on %s but geoip.database is not set",
-                            r->name, geo[i]);
+                tn_conf_err(cx, g, "route %s matches on %s but geoip.database is not set", r->name,
+                            geo[i]);
         }
     }
 }
@@ -1091,7 +1127,8 @@ static void resolve_routes(struct loader *L)
         if (r->shift_from && r->shift_to && !strcmp(r->shift_from, r->shift_to))
             tn_conf_err(cx, find_value(cx, sn, "to"),
                         "expected different backends in shift from and to of route %s, got "
-                        "\"%s\" twice", r->name, r->shift_to);
+                        "\"%s\" twice",
+                        r->name, r->shift_to);
         resolve_match(cx, c, r, find_value(cx, rn, "match"));
     }
 }

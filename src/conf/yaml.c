@@ -76,7 +76,7 @@ static void diag_printf(struct tn_conf_ctx *cx, const char *fmt, ...)
 
 struct tn_conf_mark tn_conf_mark_of(const yaml_node_t *n)
 {
-    struct tn_conf_mark m = { 1, 1 };
+    struct tn_conf_mark m = {1, 1};
 
     if (n) {
         m.line = (unsigned)n->start_mark.line + 1;
@@ -90,6 +90,10 @@ void tn_conf_err(struct tn_conf_ctx *cx, const yaml_node_t *n, const char *fmt, 
     struct tn_conf_mark m = tn_conf_mark_of(n);
     va_list ap;
 
+    if (cx->nvalues > TN_CONF_MAX_VALUES) { /* gave up: the rest would be noise */
+        cx->nerrors++;
+        return;
+    }
     diag_printf(cx, "%s:%u:%u: ", cx->file, m.line, m.col);
     va_start(ap, fmt);
     diag_vprintf(cx, fmt, ap);
@@ -102,6 +106,10 @@ void tn_conf_err_mark(struct tn_conf_ctx *cx, struct tn_conf_mark m, const char 
 {
     va_list ap;
 
+    if (cx->nvalues > TN_CONF_MAX_VALUES) {
+        cx->nerrors++;
+        return;
+    }
     diag_printf(cx, "%s:%u:%u: ", cx->file, m.line, m.col);
     va_start(ap, fmt);
     diag_vprintf(cx, fmt, ap);
@@ -292,8 +300,8 @@ int tn_conf_parse_duration(const char *s, uint64_t *ms)
     static const struct {
         const char *unit;
         uint64_t ms;
-    } units[] = { { "", 1000 },        { "ms", 1 },          { "s", 1000 },
-                  { "m", 60 * 1000 },  { "h", 3600 * 1000 }, { "d", 86400 * 1000 } };
+    } units[] = {{"", 1000},       {"ms", 1},          {"s", 1000},
+                 {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 86400 * 1000}};
     uint64_t v;
     const char *p = parse_digits(s, UINT64_MAX, &v);
     size_t i;
@@ -422,7 +430,7 @@ int tn_conf_parse_addr(const char *s, struct tn_conf_addr *out)
 
 int tn_conf_parse_bool(const char *s, int *out)
 {
-    static const char *const yes[] = { "true", "yes", "on" }, *const no[] = { "false", "no", "off" };
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
     size_t i, n = strlen(s);
 
     for (i = 0; i < 3; i++) {
@@ -530,10 +538,22 @@ void tn_conf_strlist_free(struct tn_conf_strlist *l)
     l->n = 0;
 }
 
+int tn_conf_count_value(struct tn_conf_ctx *cx, const yaml_node_t *n)
+{
+    if (++cx->nvalues < TN_CONF_MAX_VALUES)
+        return TN_OK;
+    if (cx->nvalues == TN_CONF_MAX_VALUES)
+        tn_conf_err(cx, n,
+                    "expected at most %lu values in a configuration (aliases count each "
+                    "time they are used); giving up",
+                    TN_CONF_MAX_VALUES);
+    cx->nvalues = TN_CONF_MAX_VALUES + 1;
+    return TN_ERR;
+}
+
 /* ---- typed value getters ---- */
 
-int tn_conf_get_string(struct tn_conf_ctx *cx, yaml_node_t *n, tn_conf_check_fn *check,
-                       char **out)
+int tn_conf_get_string(struct tn_conf_ctx *cx, yaml_node_t *n, tn_conf_check_fn *check, char **out)
 {
     const char *s = tn_conf_scalar(cx, n, "a string");
     const char *why;
@@ -614,10 +634,11 @@ int tn_conf_get_regex(struct tn_conf_ctx *cx, yaml_node_t *n, char **out)
     return TN_OK;
 }
 
-static int get_duration(struct tn_conf_ctx *cx, yaml_node_t *n, uint32_t *out)
+static int get_duration(struct tn_conf_ctx *cx, yaml_node_t *n, uint32_t min, uint32_t *out)
 {
     static const char what[] = "a duration like 500ms, 2s or 1m";
     const char *s = tn_conf_scalar(cx, n, what);
+    char buf[64];
     uint64_t ms;
 
     if (!s)
@@ -626,20 +647,29 @@ static int get_duration(struct tn_conf_ctx *cx, yaml_node_t *n, uint32_t *out)
         return tn_conf_expect(cx, n, what);
     if (ms > UINT32_MAX)
         return tn_conf_expect(cx, n, "a duration of at most 4294967295ms (about 49 days)");
+    if (ms < min) {
+        snprintf(buf, sizeof(buf), "a duration of at least %ums", (unsigned)min);
+        return tn_conf_expect(cx, n, buf);
+    }
     *out = (uint32_t)ms;
     return TN_OK;
 }
 
-static int get_size(struct tn_conf_ctx *cx, yaml_node_t *n, size_t *out)
+static int get_size(struct tn_conf_ctx *cx, yaml_node_t *n, uint32_t min, size_t *out)
 {
     static const char what[] = "a size like 512, 64k, 1m or 1g";
     const char *s = tn_conf_scalar(cx, n, what);
+    char buf[64];
     uint64_t v;
 
     if (!s)
         return TN_ERR;
     if (tn_conf_parse_size(s, &v) != TN_OK || v > SIZE_MAX)
         return tn_conf_expect(cx, n, what);
+    if (v < min) {
+        snprintf(buf, sizeof(buf), "a size of at least %u bytes", (unsigned)min);
+        return tn_conf_expect(cx, n, buf);
+    }
     *out = (size_t)v;
     return TN_OK;
 }
@@ -686,7 +716,7 @@ static int get_mode(struct tn_conf_ctx *cx, yaml_node_t *n, unsigned *out)
 static int get_strlist(struct tn_conf_ctx *cx, yaml_node_t *n, tn_conf_check_fn *check,
                        struct tn_conf_strlist *out)
 {
-    struct tn_conf_strlist l = { NULL, 0 };
+    struct tn_conf_strlist l = {NULL, 0};
     size_t i, len;
     int rc = TN_OK;
 
@@ -700,6 +730,10 @@ static int get_strlist(struct tn_conf_ctx *cx, yaml_node_t *n, tn_conf_check_fn 
     } else if (n->type == YAML_SEQUENCE_NODE && (len = tn_conf_seq_len(n)) > 0) {
         l.v = tn_xcalloc(len, sizeof(char *));
         for (i = 0; i < len; i++) {
+            if (tn_conf_count_value(cx, n) != TN_OK) {
+                rc = TN_ERR;
+                break;
+            }
             if (tn_conf_get_string(cx, tn_conf_seq_at(cx, n, i), check, &l.v[l.n]) == TN_OK)
                 l.n++;
             else
@@ -717,8 +751,7 @@ static int get_strlist(struct tn_conf_ctx *cx, yaml_node_t *n, tn_conf_check_fn 
     return TN_OK;
 }
 
-int tn_conf_value(struct tn_conf_ctx *cx, yaml_node_t *n, const struct tn_conf_key *k,
-                  void *field)
+int tn_conf_value(struct tn_conf_ctx *cx, yaml_node_t *n, const struct tn_conf_key *k, void *field)
 {
     switch (k->type) {
     case TN_CONF_STRING:
@@ -728,9 +761,9 @@ int tn_conf_value(struct tn_conf_ctx *cx, yaml_node_t *n, const struct tn_conf_k
     case TN_CONF_U32:
         return tn_conf_get_u32(cx, n, k->min, k->max, field);
     case TN_CONF_DURATION:
-        return get_duration(cx, n, field);
+        return get_duration(cx, n, k->min, field);
     case TN_CONF_SIZE:
-        return get_size(cx, n, field);
+        return get_size(cx, n, k->min, field);
     case TN_CONF_PERCENT:
         return get_percent(cx, n, field);
     case TN_CONF_ADDR:
@@ -752,8 +785,8 @@ int tn_conf_value(struct tn_conf_ctx *cx, yaml_node_t *n, const struct tn_conf_k
 
 /* ---- the mapping walker ---- */
 
-static void unknown_key(struct tn_conf_ctx *cx, yaml_node_t *kn, const char *name,
-                        const char *what, const struct tn_conf_key *keys)
+static void unknown_key(struct tn_conf_ctx *cx, yaml_node_t *kn, const char *name, const char *what,
+                        const struct tn_conf_key *keys)
 {
     char list[1024], q[DESCRIBE_MAX * 4 + 16];
     size_t o = 0, i;
@@ -782,6 +815,8 @@ int tn_conf_walk(struct tn_conf_ctx *cx, yaml_node_t *map, const char *what,
         char what_key[128];
         const char *name;
 
+        if (tn_conf_count_value(cx, kn) != TN_OK)
+            return TN_ERR;
         snprintf(what_key, sizeof(what_key), "a key name in %s", what);
         name = tn_conf_scalar(cx, kn, what_key);
         if (!name)

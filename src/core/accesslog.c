@@ -45,6 +45,7 @@ static struct {
     int stop;
     atomic_int reopen;
     int running;
+    int last_errno; /* writer thread: the last write error, logged once */
 } L = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static int open_target(void)
@@ -70,10 +71,21 @@ static void write_all(struct evbuffer *out)
         }
         n = evbuffer_write(out, L.fd);
         if (n < 0 && errno != EINTR && errno != EAGAIN) {
-            tn_log(TN_LOG_ERR, "access log write: %s", strerror(errno));
+            int err = errno;
+
+            if (err != L.last_errno)
+                tn_log(TN_LOG_ERR, "access log write: %s%s", strerror(err),
+                       err == EPIPE ? "; access log off until reopened (SIGUSR1)" : "");
+            L.last_errno = err;
+            if (err == EPIPE) {
+                if (!L.is_stdout)
+                    close(L.fd);
+                L.fd = -1;
+            }
             evbuffer_drain(out, evbuffer_get_length(out));
             return;
         }
+        L.last_errno = 0;
     }
 }
 

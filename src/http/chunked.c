@@ -11,36 +11,36 @@
 #include "turnout/common.h"
 #include "turnout/h1.h"
 
-#define SIZE_LINE_MAX 4096 /* chunk-size line incl. extensions and CRLF */
-#define TRAILER_MAX 16384  /* all trailer lines incl. the final CRLF */
-#define SIZE_DIGITS_MAX 16 /* hex digits in a chunk-size: fits uint64_t */
+#define SIZE_LINE_MAX 4096  /* chunk-size line incl. extensions and CRLF */
+#define TRAILER_MAX 16384   /* all trailer lines incl. the final CRLF */
+#define SIZE_DIGITS_MAX 16  /* hex digits in a chunk-size: fits uint64_t */
 #define MOVE_MAX (1u << 30) /* per evbuffer_remove_buffer() call: it returns int */
 
 #define CT(c) tn_h1_ctype[(unsigned char)(c)]
 #define IS_WS(c) ((c) == ' ' || (c) == '\t')
 
 #define CHUNKED_STATES(X)                                                                          \
-    X(SIZE0)      /* first hex digit of a chunk-size */                                           \
-    X(SIZE)       /* more digits, then ';', BWS or CR */                                          \
-    X(EXT_BWS)    /* BWS that must lead to ';' */                                                 \
-    X(EXT_NAME0)  /* after ';': BWS or an extension name */                                       \
-    X(EXT_NAME)   /* in the name: '=', ';', BWS or CR may follow */                               \
-    X(EXT_EQ)     /* BWS after a name: '=' or ';' */                                              \
-    X(EXT_VAL0)   /* after '=': BWS, a token or a quoted-string */                                \
-    X(EXT_TOKEN)  /* token value */                                                               \
-    X(EXT_QUOTED) /* inside a quoted-string */                                                    \
-    X(EXT_QESC)   /* after a backslash in a quoted-string */                                      \
-    X(EXT_END)    /* after the closing quote: ';', BWS or CR */                                   \
-    X(SIZE_LF)    /* CR seen at the end of the size line */                                       \
-    X(DATA)       /* c->left payload bytes to move */                                             \
-    X(DATA_CR)    /* the CR after the payload */                                                  \
-    X(DATA_LF)    /* the LF after the payload */                                                  \
-    X(TR_START)   /* start of a trailer field line, or the final CR */                            \
-    X(TR_NAME)    /* trailer field name up to ':' */                                              \
-    X(TR_VALUE)   /* trailer field value up to CR */                                              \
-    X(TR_LF)      /* LF ending a trailer line */                                                  \
-    X(END_LF)     /* LF ending the body */                                                        \
-    X(DONE)       /* body complete; later bytes are not ours */                                   \
+    X(SIZE0)      /* first hex digit of a chunk-size */                                            \
+    X(SIZE)       /* more digits, then ';', BWS or CR */                                           \
+    X(EXT_BWS)    /* BWS that must lead to ';' */                                                  \
+    X(EXT_NAME0)  /* after ';': BWS or an extension name */                                        \
+    X(EXT_NAME)   /* in the name: '=', ';', BWS or CR may follow */                                \
+    X(EXT_EQ)     /* BWS after a name: '=' or ';' */                                               \
+    X(EXT_VAL0)   /* after '=': BWS, a token or a quoted-string */                                 \
+    X(EXT_TOKEN)  /* token value */                                                                \
+    X(EXT_QUOTED) /* inside a quoted-string */                                                     \
+    X(EXT_QESC)   /* after a backslash in a quoted-string */                                       \
+    X(EXT_END)    /* after the closing quote: ';', BWS or CR */                                    \
+    X(SIZE_LF)    /* CR seen at the end of the size line */                                        \
+    X(DATA)       /* c->left payload bytes to move */                                              \
+    X(DATA_CR)    /* the CR after the payload */                                                   \
+    X(DATA_LF)    /* the LF after the payload */                                                   \
+    X(TR_START)   /* start of a trailer field line, or the final CR */                             \
+    X(TR_NAME)    /* trailer field name up to ':' */                                               \
+    X(TR_VALUE)   /* trailer field value up to CR */                                               \
+    X(TR_LF)      /* LF ending a trailer line */                                                   \
+    X(END_LF)     /* LF ending the body */                                                         \
+    X(DONE)       /* body complete; later bytes are not ours */                                    \
     X(FAILED)     /* framing error: the connection must close */
 
 enum chunked_state {
@@ -73,89 +73,79 @@ static int hexval(unsigned char ch)
     return (ch | 0x20) - 'a' + 10;
 }
 
+/* One byte of the chunk extensions: the state it leads to, or ST_FAILED. */
+static enum chunked_state step_ext(enum chunked_state s, unsigned char ch)
+{
+    switch (s) {
+    case ST_EXT_BWS:
+    case ST_EXT_EQ:
+        if (ch == ';')
+            return ST_EXT_NAME0;
+        if (ch == '=' && s == ST_EXT_EQ)
+            return ST_EXT_VAL0;
+        return IS_WS(ch) ? s : ST_FAILED;
+    case ST_EXT_NAME0:
+    case ST_EXT_VAL0:
+        if (CT(ch) & TN_H1_C_TCHAR)
+            return s == ST_EXT_NAME0 ? ST_EXT_NAME : ST_EXT_TOKEN;
+        if (ch == '"' && s == ST_EXT_VAL0)
+            return ST_EXT_QUOTED;
+        return IS_WS(ch) ? s : ST_FAILED;
+    case ST_EXT_NAME:
+    case ST_EXT_TOKEN:
+    case ST_EXT_END:
+        if ((CT(ch) & TN_H1_C_TCHAR) && s != ST_EXT_END)
+            return s;
+        if (ch == ';')
+            return ST_EXT_NAME0;
+        if (ch == '=' && s == ST_EXT_NAME)
+            return ST_EXT_VAL0;
+        if (IS_WS(ch))
+            return s == ST_EXT_NAME ? ST_EXT_EQ : ST_EXT_BWS;
+        return ch == '\r' ? ST_SIZE_LF : ST_FAILED;
+    case ST_EXT_QUOTED:
+        if (ch == '\\')
+            return ST_EXT_QESC;
+        if (ch == '"')
+            return ST_EXT_END;
+        return (CT(ch) & TN_H1_C_QDTEXT) ? s : ST_FAILED;
+    case ST_EXT_QESC:
+        return (CT(ch) & TN_H1_C_FVAL) ? ST_EXT_QUOTED : ST_FAILED;
+    default:
+        TN_BUG_ON(1);
+    }
+    return ST_FAILED;
+}
+
 /* One byte of a chunk-size line: size, extensions, CRLF. Returns TN_AGAIN
  * for more, TN_OK once the line is complete (state DATA or TR_START). */
 static int step_size_line(struct tn_chunked *c, unsigned char ch, const char **why)
 {
-    enum chunked_state s = (enum chunked_state)c->state, next = s;
+    enum chunked_state s = (enum chunked_state)c->state, next;
 
     if (++c->line > SIZE_LINE_MAX)
         return fail(c, "chunk size line too long", why);
-    switch (s) {
-    case ST_SIZE0:
-    case ST_SIZE:
+    if (s == ST_SIZE0 || s == ST_SIZE) {
         if (CT(ch) & TN_H1_C_HEX) {
             if (c->line > SIZE_DIGITS_MAX)
                 return fail(c, "chunk size too large", why);
             c->left = c->left << 4 | (uint64_t)hexval(ch);
             next = ST_SIZE;
-        } else if (s == ST_SIZE0) {
-            return fail(c, "invalid chunk size", why);
-        } else if (ch == ';') {
-            next = ST_EXT_NAME0;
-        } else if (IS_WS(ch)) {
-            next = ST_EXT_BWS;
-        } else if (ch == '\r') {
+        } else if (s == ST_SIZE && ch == '\r') {
             next = ST_SIZE_LF;
+        } else if (s == ST_SIZE && (ch == ';' || IS_WS(ch))) {
+            next = ch == ';' ? ST_EXT_NAME0 : ST_EXT_BWS;
         } else {
             return fail(c, "invalid chunk size", why);
         }
-        break;
-    case ST_EXT_BWS:
-    case ST_EXT_EQ:
-        if (ch == ';')
-            next = ST_EXT_NAME0;
-        else if (ch == '=' && s == ST_EXT_EQ)
-            next = ST_EXT_VAL0;
-        else if (!IS_WS(ch))
-            return fail(c, "invalid chunk extension", why);
-        break;
-    case ST_EXT_NAME0:
-    case ST_EXT_VAL0:
-        if (CT(ch) & TN_H1_C_TCHAR)
-            next = s == ST_EXT_NAME0 ? ST_EXT_NAME : ST_EXT_TOKEN;
-        else if (ch == '"' && s == ST_EXT_VAL0)
-            next = ST_EXT_QUOTED;
-        else if (!IS_WS(ch))
-            return fail(c, "invalid chunk extension", why);
-        break;
-    case ST_EXT_NAME:
-    case ST_EXT_TOKEN:
-    case ST_EXT_END:
-        if ((CT(ch) & TN_H1_C_TCHAR) && s != ST_EXT_END)
-            break;
-        if (ch == ';')
-            next = ST_EXT_NAME0;
-        else if (ch == '=' && s == ST_EXT_NAME)
-            next = ST_EXT_VAL0;
-        else if (IS_WS(ch))
-            next = s == ST_EXT_NAME ? ST_EXT_EQ : ST_EXT_BWS;
-        else if (ch == '\r')
-            next = ST_SIZE_LF;
-        else
-            return fail(c, "invalid chunk extension", why);
-        break;
-    case ST_EXT_QUOTED:
-        if (ch == '\\')
-            next = ST_EXT_QESC;
-        else if (ch == '"')
-            next = ST_EXT_END;
-        else if (!(CT(ch) & TN_H1_C_QDTEXT))
-            return fail(c, "invalid chunk extension", why);
-        break;
-    case ST_EXT_QESC:
-        if (!(CT(ch) & TN_H1_C_FVAL))
-            return fail(c, "invalid chunk extension", why);
-        next = ST_EXT_QUOTED;
-        break;
-    case ST_SIZE_LF:
+    } else if (s == ST_SIZE_LF) {
         if (ch != '\n')
             return fail(c, "bare CR in chunk size line", why);
         c->line = 0;
         set_state(c, c->left ? ST_DATA : ST_TR_START);
         return TN_OK;
-    default:
-        TN_BUG_ON(1);
+    } else if ((next = step_ext(s, ch)) == ST_FAILED) {
+        return fail(c, "invalid chunk extension", why);
     }
     set_state(c, next);
     return TN_AGAIN;
@@ -193,7 +183,8 @@ static int step_other(struct tn_chunked *c, unsigned char ch, const char **why)
         if (ch == ':')
             set_state(c, ST_TR_VALUE);
         else if (!(CT(ch) & TN_H1_C_TCHAR))
-            return fail(c, IS_WS(ch) ? "whitespace before colon in trailer" : "invalid trailer field", why);
+            return fail(
+                c, IS_WS(ch) ? "whitespace before colon in trailer" : "invalid trailer field", why);
         return TN_AGAIN;
     case ST_TR_VALUE:
         if (ch == '\r')

@@ -84,7 +84,7 @@ static void reset_exchange(struct tn_client *c)
     c->req_left = c->resp_left = c->body_period = 0;
     c->resp_status = 0;
     c->resp_to_http10 = 0;
-    c->flags &= TN_CLIENT_F_DEAD | TN_CLIENT_F_EOF | TN_CLIENT_F_CLOSE_AFTER;
+    c->flags &= TN_CLIENT_F_DEAD | TN_CLIENT_F_EOF | TN_CLIENT_F_CLOSE_AFTER | TN_CLIENT_F_READ_OFF;
 }
 
 /* Flushes what is queued, then half-closes and drains the input for a
@@ -94,7 +94,6 @@ static void start_closing(struct tn_client *c)
     tn_client_set_state(c, TN_CLIENT_CLOSING);
     evtimer_del(c->timer);
     bufferevent_enable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
     if (!evbuffer_get_length(bufferevent_get_output(c->bev))) {
@@ -128,8 +127,10 @@ void tn_client_exchange_done(struct tn_client *c)
     }
     reset_exchange(c);
     tn_client_set_state(c, TN_CLIENT_IDLE);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    if (c->flags & TN_CLIENT_F_READ_OFF) {
+        c->flags &= ~TN_CLIENT_F_READ_OFF;
+        bufferevent_enable(c->bev, EV_READ);
+    }
     if (evbuffer_get_length(bufferevent_get_input(c->bev)))
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     else
@@ -249,7 +250,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         break;
     case TN_CLIENT_WAIT_RESP:
     case TN_CLIENT_RESP:
-        break; /* a pipelined request: waits, bounded by the read watermark */
+        /* a pipelined request waits for this response; bound what we buffer */
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) >= READ_HIGH) {
+            bufferevent_disable(c->bev, EV_READ);
+            c->flags |= TN_CLIENT_F_READ_OFF;
+        }
+        break;
     case TN_CLIENT_CLOSING:
         evbuffer_drain(bufferevent_get_input(c->bev),
                        evbuffer_get_length(bufferevent_get_input(c->bev)));
@@ -370,7 +376,6 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
     reset_exchange(c);
     c->state = TN_CLIENT_IDLE;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH);
     bufferevent_set_max_single_read(c->bev, TN_IO_CHUNK);
     bufferevent_set_max_single_write(c->bev, TN_IO_CHUNK);
     bufferevent_set_timeouts(c->bev, NULL, w->wp->tv_idle);

@@ -17,9 +17,11 @@
 
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
-/* Non-zero when some byte of v is below n (n <= 128), or equals b. */
-#define HAS_LT(v, n) (((v) - ONES * (n)) & ~(v) & HIGHS)
-#define HAS_EQ(v, b) HAS_LT((v) ^ (ONES * (b)), 1)
+/* Non-zero when some byte of v is below n (n <= 128): exact for "any". */
+static inline uint64_t has_lt(uint64_t v, unsigned n)
+{
+    return (v - ONES * n) & ~v & HIGHS;
+}
 
 /* Bits: 0x01 tchar, 0x02 field value, 0x04 target, 0x08 hex, 0x10 host,
  * 0x20 qdtext (TN_H1_C_*). Generated from the RFC 9110/3986 ABNF. */
@@ -57,7 +59,7 @@ static size_t find_stop(const char *buf, size_t i, size_t end)
 
         while (i + 8 <= end) {
             memcpy(&v, buf + i, 8);
-            if (HAS_LT(v, 0x0e))
+            if (has_lt(v, 0x0e))
                 break;
             i += 8;
         }
@@ -82,11 +84,31 @@ static const unsigned char *skip_fval(const unsigned char *p, const unsigned cha
 
         while (p + 8 <= end) {
             memcpy(&v, p, 8);
-            if (HAS_LT(v, 0x20) | HAS_EQ(v, 0x7f))
+            if (has_lt(v, 0x20) | has_lt(v ^ (ONES * 0x7f), 1))
                 break;
             p += 8;
         }
         if (!(CT(p[0]) & TN_H1_C_FVAL))
+            return p;
+        p++;
+    }
+}
+
+/* First byte at or after p that may not appear in a request-target (at
+ * worst the SP or CR ending it); p < end and buf ends with CRLF. */
+static const unsigned char *skip_uri(const unsigned char *p, const unsigned char *end)
+{
+    for (;;) {
+        uint64_t v;
+
+        while (p + 8 <= end) {
+            memcpy(&v, p, 8);
+            if (has_lt(v, 0x21) | (v & HIGHS) | has_lt(v ^ (ONES * '#'), 1) |
+                has_lt(v ^ (ONES * 0x7f), 1))
+                break;
+            p += 8;
+        }
+        if (!(CT(p[0]) & TN_H1_C_URI))
             return p;
         p++;
     }
@@ -158,7 +180,7 @@ int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct 
         }
         if (buf[p + 1] != '\n')
             return scan_fail(is_resp, 400, "bare CR in head", status, why);
-        if (p == sc->line && !in_start) {
+        if (p == sc->line) { /* the blank line ending the head */
             sc->pos = p + 2;
             *head_len = p + 2;
             return TN_OK;
@@ -241,18 +263,36 @@ static int parse_cl(const char *v, size_t n, uint64_t *out)
     return TN_OK;
 }
 
-/* Reads one Transfer-Encoding field into the running list summary. */
-static int add_te(struct tn_h1_fields *f, const struct tn_h1_hdr *h)
+/* Reads one Content-Length field: only one is allowed, even if identical. */
+static int add_cl(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const char **why)
+{
+    if (++f->ncl > 1) {
+        *why = "multiple Content-Length fields";
+        return TN_ERR;
+    }
+    if (parse_cl(h->value, h->value_len, &f->content_length) != TN_OK) {
+        *why = "invalid Content-Length";
+        return TN_ERR;
+    }
+    return TN_OK;
+}
+
+/* Reads one Transfer-Encoding field into the running list summary: all the
+ * fields together form one list. */
+static int add_te(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const char **why)
 {
     const char *p = h->value, *end = h->value + h->value_len, *t;
     size_t tl;
     int r;
 
+    f->nte++;
     while ((r = list_next(&p, end, &t, &tl)) > 0) {
         f->te_codings++;
         f->te_last_chunked = tl == 7 && name_is(t, "chunked", 7);
         f->te_chunked += (unsigned)f->te_last_chunked;
     }
+    if (r < 0)
+        *why = "invalid Transfer-Encoding";
     return r < 0 ? TN_ERR : TN_OK;
 }
 
@@ -271,7 +311,8 @@ static int add_conn(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const cha
         }
         if (tl == 10 && name_is(t, "keep-alive", 10))
             f->conn |= TN_H1_CONN_F_KEEPALIVE;
-        else if ((tl == 4 && name_is(t, "host", 4)) || (tl == 14 && name_is(t, "content-length", 14)) ||
+        else if ((tl == 4 && name_is(t, "host", 4)) ||
+                 (tl == 14 && name_is(t, "content-length", 14)) ||
                  (tl == 17 && name_is(t, "transfer-encoding", 17))) {
             *why = "Connection names a framing field";
             return TN_ERR;
@@ -322,16 +363,9 @@ static int classify(struct tn_h1_fields *f, struct tn_h1_hdr *h, unsigned idx, i
         }
         break;
     case 14:
-        if (!name_is(n, "content-length", 14))
-            break;
-        h->flags = TN_H1_HDR_F_FRAMING;
-        if (++f->ncl > 1) {
-            *why = "multiple Content-Length fields";
-            return TN_ERR;
-        }
-        if (parse_cl(h->value, h->value_len, &f->content_length) != TN_OK) {
-            *why = "invalid Content-Length";
-            return TN_ERR;
+        if (name_is(n, "content-length", 14)) {
+            h->flags = TN_H1_HDR_F_FRAMING;
+            return add_cl(f, h, why);
         }
         break;
     case 15:
@@ -345,11 +379,7 @@ static int classify(struct tn_h1_fields *f, struct tn_h1_hdr *h, unsigned idx, i
     case 17:
         if (name_is(n, "transfer-encoding", 17)) {
             h->flags = TN_H1_HDR_F_FRAMING;
-            f->nte++;
-            if (add_te(f, h) != TN_OK) {
-                *why = "invalid Transfer-Encoding";
-                return TN_ERR;
-            }
+            return add_te(f, h, why);
         } else if (!is_resp && name_is(n, "x-forwarded-proto", 17)) {
             h->flags = TN_H1_HDR_F_XFP;
         }
@@ -592,8 +622,8 @@ static int parse_target(struct tn_h1_req *req, const char *t, size_t n, const ch
 
 /* method SP request-target SP HTTP-version CRLF, starting at buf[start].
  * Returns 0 with *off at the first field line, or the status to answer. */
-static int parse_req_line(struct tn_h1_req *req, const char *buf, size_t start, size_t *off,
-                          const struct tn_h1_limits *lim, const char **why)
+static int parse_req_line(struct tn_h1_req *req, const char *buf, size_t len, size_t start,
+                          size_t *off, const struct tn_h1_limits *lim, const char **why)
 {
     const char *m = buf + start, *p = m, *t;
 
@@ -606,8 +636,8 @@ static int parse_req_line(struct tn_h1_req *req, const char *buf, size_t start, 
     req->method_str = m;
     req->method_len = (size_t)(p - m);
     req->method = method_of(m, req->method_len);
-    for (t = ++p; CT(*p) & TN_H1_C_URI; p++)
-        ;
+    t = ++p;
+    p = (const char *)skip_uri((const unsigned char *)p, (const unsigned char *)buf + len);
     if (p == t || *p != ' ') {
         *why = *p == '#' ? "fragment in request target" : "invalid request target";
         return 400;
@@ -709,7 +739,7 @@ int tn_h1_parse_req(struct tn_h1_req *req, const char *buf, size_t len,
         st = 431;
         goto fail;
     }
-    st = parse_req_line(req, buf, start, &off, lim, why);
+    st = parse_req_line(req, buf, len, start, &off, lim, why);
     if (st)
         goto fail;
     if (tn_h1_parse_fields(buf, len, &off, hdrs, lim->max_headers, 0, &f, why) != TN_OK) {
@@ -742,8 +772,8 @@ const struct tn_h1_hdr *tn_h1_find(const struct tn_h1_hdr *hdrs, unsigned n, con
 
 /* Looks for name=value among the ';'-separated pairs of one Cookie value.
  * Pairs without '=' are skipped (browsers treat them as a nameless value). */
-static int cookie_in(const char *p, const char *end, const char *name, size_t nl,
-                     const char **val, size_t *vlen)
+static int cookie_in(const char *p, const char *end, const char *name, size_t nl, const char **val,
+                     size_t *vlen)
 {
     while (p < end) {
         const char *pair, *eq, *semi, *ve;
@@ -817,6 +847,7 @@ int tn_h1_query_param(const char *target, size_t tlen, const char *name, const c
 }
 
 /* Reason phrases by class, indexed by status % 100; NULL = unassigned. */
+/* clang-format off */
 static const char *const reasons_1xx[] = {"Continue", "Switching Protocols", NULL, "Early Hints"};
 static const char *const reasons_2xx[] = {
     "OK", "Created", "Accepted", "Non-Authoritative Information", "No Content", "Reset Content",
@@ -835,6 +866,7 @@ static const char *const reasons_4xx[] = {
 static const char *const reasons_5xx[] = {
     "Internal Server Error", "Not Implemented", "Bad Gateway", "Service Unavailable",
     "Gateway Timeout", "HTTP Version Not Supported"};
+/* clang-format on */
 
 const char *tn_h1_reason(int status)
 {

@@ -95,8 +95,8 @@ static int resp_framing(struct tn_h1_resp *resp, const struct tn_h1_fields *f,
     return TN_OK;
 }
 
-int tn_h1_parse_resp(struct tn_h1_resp *resp, const char *buf, size_t len, enum tn_h1_method req_method,
-                     const struct tn_h1_limits *lim, const char **why)
+int tn_h1_parse_resp(struct tn_h1_resp *resp, const char *buf, size_t len,
+                     enum tn_h1_method req_method, const struct tn_h1_limits *lim, const char **why)
 {
     struct tn_h1_hdr *hdrs = resp->hdrs;
     struct tn_h1_fields f;

@@ -48,9 +48,31 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
 static void sb_u64(struct sbuf *b, uint64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+    size_t i = sizeof(tmp);
 
-    sb_add(b, tmp, (size_t)n);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sb_add(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* Writes "<hex>\r\n" for a chunk of n bytes into out[24]; returns its length. */
+static size_t chunk_line(char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[20];
+    size_t i = sizeof(tmp), len;
+
+    do {
+        tmp[--i] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    len = sizeof(tmp) - i;
+    memcpy(out, tmp + i, len);
+    out[len] = '\r';
+    out[len + 1] = '\n';
+    return len + 2;
 }
 
 static void sb_field(struct sbuf *b, const struct tn_h1_hdr *h)
@@ -124,10 +146,10 @@ static int write_response_head(struct tn_client *c, const struct tn_h1_resp *rs,
     struct tn_worker *w = c->w;
     struct sbuf b = { w->scratch, 0, w->scratch_len, 0 };
     const struct tn_conf *conf = c->wp->plan->conf;
-    char status[8];
+    char status[4] = { (char)('0' + rs->status / 100), (char)('0' + rs->status / 10 % 10),
+                       (char)('0' + rs->status % 10), ' ' };
     unsigned i;
 
-    snprintf(status, sizeof(status), "%03d ", rs->status);
     SB_LIT(&b, "HTTP/1.1 ");
     sb_add(&b, status, 4);
     sb_add(&b, rs->reason, rs->reason_len);
@@ -186,7 +208,10 @@ void tn_stream_release_upstream(struct tn_client *c, int reusable)
         return;
     c->up = NULL;
     bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-    bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
+    if (c->flags & TN_CLIENT_F_REQ_PAUSED) {
+        bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
+        tn_client_resume_read(c);
+    }
     if (reusable)
         tn_pool_put(u);
     else
@@ -208,8 +233,9 @@ static int lease_upstream(struct tn_client *c, int fresh)
     u->owner = c;
     c->up = u;
     bufferevent_setcb(u->bev, on_up_read, on_up_write, on_up_event, c);
-    bufferevent_setwatermark(u->bev, EV_READ, 0, TN_HIGH_WATER);
-    bufferevent_set_timeouts(u->bev, NULL, c->wp->tv_response);
+    /* the response timeout runs on reads only once the request is sent */
+    bufferevent_set_timeouts(u->bev, (c->flags & TN_CLIENT_F_REQ_DONE) ? c->wp->tv_response : NULL,
+                             c->wp->tv_response);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     if (write_request_head(c, bufferevent_get_output(u->bev)) != TN_OK) {
         tn_client_error(c, 431, "request_head_too_large", 1);
@@ -222,13 +248,13 @@ static int lease_upstream(struct tn_client *c, int fresh)
 /* The whole request is on its way upstream: wait for the response head. */
 static void request_sent(struct tn_client *c)
 {
+    if (!(c->flags & TN_CLIENT_F_REQ_DONE))
+        bufferevent_set_timeouts(c->up->bev, c->wp->tv_response, c->wp->tv_response);
     c->flags |= TN_CLIENT_F_REQ_DONE;
     if (c->state != TN_CLIENT_CONNECT)
         evtimer_del(c->timer);
     if (c->state == TN_CLIENT_REQ_BODY)
         tn_client_set_state(c, TN_CLIENT_WAIT_RESP);
-    if (c->state != TN_CLIENT_CONNECT)
-        bufferevent_set_timeouts(c->up->bev, c->wp->tv_response, c->wp->tv_response);
 }
 
 /* Moves request body bytes client -> upstream; stops at the body's end so
@@ -439,9 +465,8 @@ static void pump_response_body(struct tn_client *c)
             evbuffer_add_buffer(out, in);
         } else {
             char hex[24];
-            int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
 
-            evbuffer_add(out, hex, (size_t)hn);
+            evbuffer_add(out, hex, chunk_line(hex, n));
             evbuffer_add_buffer(out, in);
             evbuffer_add(out, "\r\n", 2);
         }

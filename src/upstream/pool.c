@@ -99,7 +99,6 @@ struct tn_upstream *tn_pool_take(struct tn_pool *p)
         return NULL;
     unlink_idle(u);
     bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-    bufferevent_set_timeouts(u->bev, NULL, NULL);
     p->nbusy++;
     return u;
 }
@@ -159,8 +158,6 @@ void tn_pool_put(struct tn_upstream *u)
     p->nidle++;
     bufferevent_setcb(u->bev, on_idle_read, NULL, on_idle_event, u);
     bufferevent_set_timeouts(u->bev, w->wp->tv_upstream_idle, NULL);
-    bufferevent_setwatermark(u->bev, EV_READ, 0, 0);
-    bufferevent_enable(u->bev, EV_READ);
 }
 
 void tn_upstream_free(struct tn_upstream *u)

@@ -109,20 +109,21 @@ static int write_request_head(struct tn_client *c, struct evbuffer *out)
         const struct tn_h1_hdr *h = &r->hdrs[i];
 
         if (!(h->flags & (TN_H1_HDR_F_HOP | TN_H1_HDR_F_FRAMING | TN_H1_HDR_F_HOST |
-                          TN_H1_HDR_F_XFF | TN_H1_HDR_F_XFP))) {
+                          TN_H1_HDR_F_XFF | TN_H1_HDR_F_XFP)))
             sb_field(&b, h);
-            continue;
-        }
+        else if ((h->flags & TN_H1_HDR_F_XFF) && h->value_len)
+            xff = 1;
+    }
+    /* every incoming X-Forwarded-For value, in order, then the client */
+    SB_LIT(&b, "X-Forwarded-For: ");
+    for (i = 0; xff && i < r->nhdrs; i++) {
+        const struct tn_h1_hdr *h = &r->hdrs[i];
+
         if (!(h->flags & TN_H1_HDR_F_XFF) || !h->value_len)
             continue;
-        sb_add(&b, xff ? ", " : "X-Forwarded-For: ", xff ? 2 : 17);
         sb_add(&b, h->value, h->value_len);
-        xff = 1;
-    }
-    if (xff)
         SB_LIT(&b, ", ");
-    else
-        SB_LIT(&b, "X-Forwarded-For: ");
+    }
     sb_add(&b, c->peer_ip, strlen(c->peer_ip));
     SB_LIT(&b, "\r\nX-Forwarded-Proto: http\r\nVia: 1.1 turnout\r\n");
     if (r->framing == TN_H1_BODY_LENGTH) {

@@ -60,21 +60,41 @@ def test_head_trickling_bytes_still_bounded_by_client_header(turnout_factory, le
     assert legacy.connections == 0
 
 
-def test_body_trickle_survives_while_progressing_then_408_when_it_stops(
-        turnout_factory, legacy, connect):
+def test_body_progressing_survives_then_408_when_it_stops(turnout_factory, legacy, connect):
     t = _start(turnout_factory, legacy)
     c = connect(t)
-    c.send(build_request("POST", "/trickle", [("Content-Length", "20")]))
-    # 6 bytes, one every 0.4 s: 2.4 s in all, longer than client_body, each period sees progress
+    c.send(build_request("POST", "/trickle", [("Content-Length", str(64 * 1024))]))
+    # 2 KiB every 0.4 s for 2.4 s, longer than client_body (1 s): every period
+    # sees more than the 1 KiB minimum, so the upload goes on
     for i in range(6):
-        c.send(b"x")
+        c.send(b"x" * 2048)
         assert c.is_open(0.4), "turnout answered while the body was progressing: %r" % c.extra
     t_last = time.monotonic()
-    # client_body fires every second; the first period without a byte ends 1..2 s after the last
+    # client_body fires every second; the first period without enough bytes ends 1..2 s after
     _expect_408(c, t_last, 0.9, 2.0 + 2.0 * harness.SLOW)
     assert legacy.completed() == []
     harness.wait_until(lambda: legacy.in_progress == 0, 5,
                        "turnout to abort the upstream request whose body never completed")
+
+
+def test_body_trickling_below_the_minimum_rate_is_cut_off(turnout_factory, legacy, connect):
+    t = _start(turnout_factory, legacy)
+    c = connect(t)
+    t0 = time.monotonic()
+    c.send(build_request("POST", "/trickle", [("Content-Length", "20")]))
+    # one byte every 0.2 s keeps the connection busy but moves < 1 KiB per
+    # client_body period (1 s): a slowloris body, cut at the first period end
+    closed = False
+    for i in range(15):
+        c.send(b"x")
+        if not c.is_open(0.2):
+            closed = True
+            break
+    assert closed, "a body trickling 5 bytes/s was never cut off"
+    elapsed = time.monotonic() - t0
+    assert 0.9 <= elapsed <= 1.5 + 2.0 * harness.SLOW, "cut after %.2fs" % elapsed
+    assert c.extra.startswith(b"HTTP/1.1 408 "), c.extra[:200]
+    assert legacy.completed() == []
 
 
 def test_idle_keepalive_connection_closed_after_client_idle(turnout_factory, legacy, connect):

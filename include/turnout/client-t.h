@@ -11,9 +11,9 @@
 
 #include "turnout/chunked.h"
 #include "turnout/h1-t.h"
+#include "turnout/io.h"
 #include "turnout/route-t.h"
 
-struct bufferevent;
 struct event;
 struct tn_worker;
 struct tn_wplan;
@@ -45,6 +45,7 @@ enum tn_client_state {
 #define TN_CLIENT_F_RESP_CHUNK 0x0100  /* re-framing a close-delimited response as chunked */
 #define TN_CLIENT_F_UP_REUSABLE 0x0200 /* upstream may go back to its pool after this exchange */
 #define TN_CLIENT_F_READ_OFF 0x0400    /* reading stopped: a pipelined request filled the input */
+#define TN_CLIENT_F_HEAD_TIMER 0x0800  /* client_header armed for a head arriving in pieces */
 
 /* What the access log says about one exchange. */
 struct tn_exchange_log {
@@ -56,7 +57,7 @@ struct tn_exchange_log {
 
 struct tn_client {
     struct tn_worker *w;
-    struct bufferevent *bev;
+    struct tn_io io;
     struct event *timer;
     enum tn_client_state state;
     uint32_t flags;
@@ -76,6 +77,8 @@ struct tn_client {
     struct tn_upstream *up;
     uint64_t req_left;     /* Content-Length body bytes still to forward */
     uint64_t body_period;  /* request body bytes received in this client_body period */
+    uint32_t progress;     /* bumped whenever body bytes move either way */
+    uint32_t progress_seen; /* progress at the last RESP/REQ_BODY timer tick */
     struct tn_chunked req_chunked;
     struct tn_h1_scan resp_scan;
     int resp_status;

@@ -7,19 +7,21 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
-struct bufferevent;
+#include "turnout/io.h"
+
 struct tn_worker;
 struct tn_client;
 
 /* An upstream HTTP/1.1 connection. Owned by its pool while idle, leased by
  * exactly one client exchange while busy. */
 struct tn_upstream {
-    struct bufferevent *bev;
+    struct tn_io io;
     struct tn_pool *pool;
     struct tn_client *owner; /* NULL while idle in the pool */
     TAILQ_ENTRY(tn_upstream) link;
     uint32_t requests;  /* exchanges carried so far: > 0 means reused */
     int connected;
+    uint64_t idle_since_ms; /* when it went back to the pool */
 };
 
 TAILQ_HEAD(tn_upstream_list, tn_upstream);

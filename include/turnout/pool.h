@@ -18,8 +18,8 @@ struct tn_upstream *tn_pool_take(struct tn_pool *p);
  * (with *why) when the socket cannot even be created. */
 struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why);
 
-/* Gives a clean connection back to its pool (idle timeout armed), or closes
- * it when the pool is full or the worker drains. Takes ownership. */
+/* Gives a clean connection back to its pool (swept after upstream_idle),
+ * or closes it when the pool is full or the worker drains. Takes ownership. */
 void tn_pool_put(struct tn_upstream *u);
 
 /* Closes a leased connection that cannot be reused and frees it. */
@@ -28,6 +28,9 @@ void tn_upstream_discard(struct tn_upstream *u);
 /* Closes the connection and frees it, without pool accounting (idle
  * connections already unlinked); NULL is a no-op. */
 void tn_upstream_free(struct tn_upstream *u);
+
+/* Closes idle connections of w that were idle longer than idle_ms. */
+void tn_pool_sweep(struct tn_worker *w, uint64_t now_ms, uint64_t idle_ms);
 
 /* Closes every idle connection of every pool of w (drain, shutdown). */
 void tn_pool_close_idle(struct tn_worker *w);

@@ -50,6 +50,7 @@ struct tn_worker {
     _Atomic(struct tn_plan *) pending; /* next plan handed over by the control thread */
     int notify_fd;                 /* eventfd the control thread writes to wake the worker */
     struct event *notify_ev;
+    struct event *tick_ev;         /* once a second: pool sweep */
     atomic_uint cmds;              /* TN_WORKER_CMD_* bits posted by the control thread */
     struct pcre2_real_match_data_8 *md;
     struct tn_pool **pools;

@@ -217,11 +217,22 @@ static void start_drain(struct tn_worker *w)
     if (w->draining)
         return;
     w->draining = 1;
+    event_del(w->tick_ev);
     free_listeners(w);
     tn_client_close_idle(w);
     tn_pool_close_idle(w);
     if (!w->nclients)
         event_base_loopexit(w->base, NULL);
+}
+
+/* Once a second: close pooled upstream connections idle too long. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    tn_pool_sweep(w, tn_now_ms(), w->wp->plan->conf->timeouts.upstream_idle_ms);
 }
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -273,6 +284,12 @@ struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *p
     }
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     event_add(w->notify_ev, NULL);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    {
+        struct timeval one_s = { 1, 0 };
+
+        event_add(w->tick_ev, &one_s);
+    }
     w->md = pcre2_match_data_create(1, NULL);
     w->log = tn_accesslog_shard_new();
     w->max_clients = plan->conf->limits.connections;
@@ -340,6 +357,7 @@ void tn_worker_join_free(struct tn_worker *w)
     tn_plan_unref(atomic_exchange(&w->pending, NULL));
     wplan_free(w->wp);
     event_free(w->notify_ev);
+    event_free(w->tick_ev);
     close(w->notify_fd);
     pcre2_match_data_free(w->md);
     event_base_free(w->base);

@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,6 +18,7 @@
 #include "turnout/client.h"
 #include "turnout/common.h"
 #include "turnout/h1.h"
+#include "turnout/io.h"
 #include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/reply.h"
@@ -93,16 +93,10 @@ static void start_closing(struct tn_client *c)
 {
     tn_client_set_state(c, TN_CLIENT_CLOSING);
     evtimer_del(c->timer);
-    bufferevent_enable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
-    if (!evbuffer_get_length(bufferevent_get_output(c->bev))) {
-        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-        if (c->flags & TN_CLIENT_F_EOF)
-            mark_dead(c);
-        else
-            tn_client_arm(c, &linger_tv);
-    }
+    tn_io_read(&c->io, 1);
+    evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
+    tn_io_notify_low(&c->io, 0); /* on_write: flushed, now half-close */
+    tn_client_arm(c, &linger_tv);
 }
 
 static void read_head(struct tn_client *c);
@@ -129,17 +123,16 @@ void tn_client_exchange_done(struct tn_client *c)
     tn_client_set_state(c, TN_CLIENT_IDLE);
     if (c->flags & TN_CLIENT_F_READ_OFF) {
         c->flags &= ~TN_CLIENT_F_READ_OFF;
-        bufferevent_enable(c->bev, EV_READ);
+        tn_io_read(&c->io, 1);
     }
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    else
-        tn_client_arm(c, w->wp->tv_idle);
+    tn_client_arm(c, w->wp->tv_idle);
+    if (evbuffer_get_length(c->io.in))
+        tn_io_kick(&c->io); /* a pipelined request: parse it from a fresh callback */
 }
 
 void tn_client_error(struct tn_client *c, int status, const char *reason, int close_after)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
 
     if (close_after || c->w->draining)
         c->flags |= TN_CLIENT_F_CLOSE_AFTER;
@@ -154,8 +147,6 @@ void tn_client_error(struct tn_client *c, int status, const char *reason, int cl
 
 void tn_client_abort(struct tn_client *c, const char *reason)
 {
-    struct linger lg = { 1, 0 };
-
     if (!c->log.status)
         c->log.status = c->resp_status;
     c->log.reason = reason;
@@ -163,14 +154,14 @@ void tn_client_abort(struct tn_client *c, const char *reason)
         tn_accesslog_write(c->w->log, c);
     c->log.status = 0;
     /* an abortive close: the client must not take a cut body for a whole one */
-    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    tn_io_reset_on_close(&c->io);
     mark_dead(c);
 }
 
 void tn_client_resume_read(struct tn_client *c)
 {
     c->flags &= ~TN_CLIENT_F_REQ_PAUSED;
-    bufferevent_enable(c->bev, EV_READ);
+    tn_io_read(&c->io, 1);
 }
 
 /* Ensures c->head can hold n bytes. */
@@ -193,7 +184,7 @@ static void read_head(struct tn_client *c)
     struct tn_worker *w = c->w;
     const struct tn_conf_limits *lm = &w->wp->plan->conf->limits;
     struct tn_h1_limits lim = { lm->header_size, lm->uri, lm->headers };
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->io.in;
     size_t len = evbuffer_get_length(in), n, head_len = 0;
     const char *why = NULL;
     int status = 400, rc;
@@ -204,7 +195,6 @@ static void read_head(struct tn_client *c)
     if (c->state == TN_CLIENT_IDLE) {
         tn_client_set_state(c, TN_CLIENT_REQ_HEAD);
         c->log.start_us = tn_now_us();
-        tn_client_arm(c, w->wp->tv_header);
     }
     n = len < lim.max_head + 1 ? len : lim.max_head + 1;
     p = (char *)evbuffer_pullup(in, (ssize_t)n);
@@ -212,6 +202,11 @@ static void read_head(struct tn_client *c)
     if (rc == TN_AGAIN) {
         if (c->flags & TN_CLIENT_F_EOF)
             mark_dead(c);
+        else if (!(c->flags & TN_CLIENT_F_HEAD_TIMER)) {
+            /* the head came in pieces: from now on it has client_header to finish */
+            c->flags |= TN_CLIENT_F_HEAD_TIMER;
+            tn_client_arm(c, w->wp->tv_header);
+        }
         return;
     }
     if (rc == TN_ERR) {
@@ -234,11 +229,11 @@ static void read_head(struct tn_client *c)
     tn_stream_start(c);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct tn_io *io, void *arg)
 {
     struct tn_client *c = arg;
 
-    (void)bev;
+    (void)io;
     switch (c->state) {
     case TN_CLIENT_IDLE:
     case TN_CLIENT_REQ_HEAD:
@@ -251,32 +246,29 @@ static void on_read(struct bufferevent *bev, void *arg)
     case TN_CLIENT_WAIT_RESP:
     case TN_CLIENT_RESP:
         /* a pipelined request waits for this response; bound what we buffer */
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) >= READ_HIGH) {
-            bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(c->io.in) >= READ_HIGH) {
+            tn_io_read(&c->io, 0);
             c->flags |= TN_CLIENT_F_READ_OFF;
         }
         break;
     case TN_CLIENT_CLOSING:
-        evbuffer_drain(bufferevent_get_input(c->bev),
-                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
         break;
     }
     tn_client_reap(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(struct tn_io *io, void *arg)
 {
     struct tn_client *c = arg;
 
-    (void)bev;
+    (void)io;
     if (c->state == TN_CLIENT_CLOSING) {
-        if (!evbuffer_get_length(bufferevent_get_output(c->bev))) {
-            shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-            if (c->flags & TN_CLIENT_F_EOF)
-                mark_dead(c);
-            else
-                tn_client_arm(c, &linger_tv);
-        }
+        /* everything we had to say is out: half-close, then drain what the
+         * client still sends until it closes or linger_tv passes */
+        shutdown(c->io.fd, SHUT_WR);
+        if (c->flags & TN_CLIENT_F_EOF)
+            mark_dead(c);
     } else if (c->flags & TN_CLIENT_F_RESP_PAUSED) {
         tn_stream_on_client_drained(c);
     }
@@ -308,15 +300,17 @@ static void on_eof(struct tn_client *c)
     }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct tn_io *io, int what, void *arg)
 {
     struct tn_client *c = arg;
 
-    (void)bev;
-    if (what & BEV_EVENT_EOF)
+    (void)io;
+    if (what & TN_IO_EV_EOF)
         on_eof(c);
-    else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        tn_client_abort(c, (what & BEV_EVENT_TIMEOUT) ? "client_write_timeout" : "client_error");
+    else if (c->state == TN_CLIENT_CLOSING)
+        mark_dead(c);
+    else
+        tn_client_abort(c, "client_error");
     tn_client_reap(c);
 }
 
@@ -361,25 +355,19 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
                   sizeof(c->peer_ip));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     evutil_make_socket_nonblocking(fd);
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(w->base, on_timer, c);
-    if (!c->bev || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
-            close(fd);
+    if (!c->timer || tn_io_init(&c->io, w->base, fd, 0) != TN_OK) {
         if (c->timer)
             event_free(c->timer);
+        else
+            close(fd);
         free(c);
         return TN_ERR;
     }
     reset_exchange(c);
     c->state = TN_CLIENT_IDLE;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_set_max_single_read(c->bev, TN_IO_CHUNK);
-    bufferevent_set_max_single_write(c->bev, TN_IO_CHUNK);
-    bufferevent_set_timeouts(c->bev, NULL, w->wp->tv_idle);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    tn_io_setcb(&c->io, on_read, on_write, on_event, c);
+    tn_io_read(&c->io, 1);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->nclients++;
     tn_client_arm(c, w->wp->tv_header);
@@ -390,14 +378,19 @@ int tn_client_reap(struct tn_client *c)
 {
     struct tn_worker *w = c->w;
 
-    if (!(c->flags & TN_CLIENT_F_DEAD))
+    if (!(c->flags & TN_CLIENT_F_DEAD)) {
+        /* end of a callback: write what it queued, on both sides, now */
+        tn_io_flush(&c->io);
+        if (c->up)
+            tn_io_flush(&c->up->io);
         return 0;
+    }
     if (c->up)
         tn_stream_release_upstream(c, 0);
     if (c->wp)
         tn_wplan_release(w, c->wp);
     event_free(c->timer);
-    bufferevent_free(c->bev);
+    tn_io_deinit(&c->io);
     free(c->head);
     TAILQ_REMOVE(&w->clients, c, link);
     free(c);

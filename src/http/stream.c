@@ -5,7 +5,6 @@
  * without copies; each side stops reading while the other side's output is
  * above TN_HIGH_WATER. */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "turnout/client.h"
 #include "turnout/common.h"
 #include "turnout/h1.h"
+#include "turnout/io.h"
 #include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/route.h"
@@ -197,9 +197,9 @@ static int write_response_head(struct tn_client *c, const struct tn_h1_resp *rs,
 
 /* ---- upstream lease ---- */
 
-static void on_up_read(struct bufferevent *bev, void *arg);
-static void on_up_write(struct bufferevent *bev, void *arg);
-static void on_up_event(struct bufferevent *bev, short what, void *arg);
+static void on_up_read(struct tn_io *io, void *arg);
+static void on_up_write(struct tn_io *io, void *arg);
+static void on_up_event(struct tn_io *io, int what, void *arg);
 
 void tn_stream_release_upstream(struct tn_client *c, int reusable)
 {
@@ -208,11 +208,9 @@ void tn_stream_release_upstream(struct tn_client *c, int reusable)
     if (!u)
         return;
     c->up = NULL;
-    bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-    if (c->flags & TN_CLIENT_F_REQ_PAUSED) {
-        bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
+    u->io.flags &= ~TN_IO_F_NOTIFY;
+    if (c->flags & TN_CLIENT_F_REQ_PAUSED)
         tn_client_resume_read(c);
-    }
     if (reusable)
         tn_pool_put(u);
     else
@@ -233,12 +231,9 @@ static int lease_upstream(struct tn_client *c, int fresh)
     }
     u->owner = c;
     c->up = u;
-    bufferevent_setcb(u->bev, on_up_read, on_up_write, on_up_event, c);
-    /* the response timeout runs on reads only once the request is sent */
-    bufferevent_set_timeouts(u->bev, (c->flags & TN_CLIENT_F_REQ_DONE) ? c->wp->tv_response : NULL,
-                             c->wp->tv_response);
-    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
-    if (write_request_head(c, bufferevent_get_output(u->bev)) != TN_OK) {
+    tn_io_setcb(&u->io, on_up_read, on_up_write, on_up_event, c);
+    tn_io_read(&u->io, 1);
+    if (write_request_head(c, u->io.out) != TN_OK) {
         tn_client_error(c, 431, "request_head_too_large", 1);
         return TN_ERR;
     }
@@ -249,21 +244,21 @@ static int lease_upstream(struct tn_client *c, int fresh)
 /* The whole request is on its way upstream: wait for the response head. */
 static void request_sent(struct tn_client *c)
 {
-    if (!(c->flags & TN_CLIENT_F_REQ_DONE))
-        bufferevent_set_timeouts(c->up->bev, c->wp->tv_response, c->wp->tv_response);
     c->flags |= TN_CLIENT_F_REQ_DONE;
-    if (c->state != TN_CLIENT_CONNECT)
-        evtimer_del(c->timer);
+    if (c->state == TN_CLIENT_CONNECT)
+        return; /* on_up_connected() takes it from here */
     if (c->state == TN_CLIENT_REQ_BODY)
         tn_client_set_state(c, TN_CLIENT_WAIT_RESP);
+    if (c->state == TN_CLIENT_WAIT_RESP)
+        tn_client_arm(c, c->wp->tv_response); /* the response head must come in time */
 }
 
 /* Moves request body bytes client -> upstream; stops at the body's end so
  * a pipelined request stays in the input. */
 static void pump_request_body(struct tn_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer *out = bufferevent_get_output(c->up->bev);
+    struct evbuffer *in = c->io.in;
+    struct evbuffer *out = c->up->io.out;
     const struct tn_conf_limits *lm = &c->wp->plan->conf->limits;
     size_t before = evbuffer_get_length(in);
     const char *why = NULL;
@@ -298,15 +293,16 @@ static void pump_request_body(struct tn_client *c)
     if (evbuffer_get_length(in) != before) {
         c->log.bytes_in += before - evbuffer_get_length(in);
         c->body_period += before - evbuffer_get_length(in);
+        c->progress++;
     }
     if (done) {
         request_sent(c);
         return;
     }
     if (evbuffer_get_length(out) >= TN_HIGH_WATER) {
-        bufferevent_disable(c->bev, EV_READ); /* on_up_write() resumes */
+        tn_io_read(&c->io, 0); /* on_up_write() resumes */
         c->flags |= TN_CLIENT_F_REQ_PAUSED;
-        bufferevent_setwatermark(c->up->bev, EV_WRITE, TN_LOW_WATER, 0);
+        tn_io_notify_low(&c->up->io, TN_LOW_WATER);
     }
 }
 
@@ -401,7 +397,7 @@ static void upstream_failed(struct tn_client *c, int status, const char *reason,
 {
     if (retryable && c->up && c->up->requests && !(c->flags & TN_CLIENT_F_RETRIED) &&
         c->req.framing == TN_H1_BODY_NONE && !(c->flags & TN_CLIENT_F_RESP_SENT) &&
-        !evbuffer_get_length(bufferevent_get_input(c->up->bev))) {
+        !evbuffer_get_length(c->up->io.in)) {
         retry_fresh(c);
         return;
     }
@@ -419,10 +415,12 @@ static void upstream_failed(struct tn_client *c, int status, const char *reason,
 static void response_done(struct tn_client *c)
 {
     int reusable = (c->flags & TN_CLIENT_F_UP_REUSABLE) && (c->flags & TN_CLIENT_F_REQ_DONE) &&
-                   !evbuffer_get_length(bufferevent_get_input(c->up->bev));
+                   !evbuffer_get_length(c->up->io.in);
 
-    if (c->resp_framing == TN_H1_BODY_CLOSE && !c->resp_to_http10)
-        c->log.bytes_out += 5, evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    if (c->resp_framing == TN_H1_BODY_CLOSE && !c->resp_to_http10) {
+        c->log.bytes_out += 5;
+        evbuffer_add(c->io.out, "0\r\n\r\n", 5);
+    }
     tn_stream_release_upstream(c, reusable);
     if (!(c->flags & TN_CLIENT_F_REQ_DONE))
         c->flags |= TN_CLIENT_F_CLOSE_AFTER;
@@ -431,8 +429,8 @@ static void response_done(struct tn_client *c)
 
 static void pump_response_body(struct tn_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->up->bev);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *in = c->up->io.in;
+    struct evbuffer *out = c->io.out;
     size_t before = evbuffer_get_length(out);
     const char *why = NULL;
     int done = 0;
@@ -477,15 +475,18 @@ static void pump_response_body(struct tn_client *c)
         done = 1;
         break;
     }
-    c->log.bytes_out += evbuffer_get_length(out) - before;
+    if (evbuffer_get_length(out) != before) {
+        c->log.bytes_out += evbuffer_get_length(out) - before;
+        c->progress++;
+    }
     if (done) {
         response_done(c);
         return;
     }
     if (evbuffer_get_length(out) >= TN_HIGH_WATER) {
-        bufferevent_disable(c->up->bev, EV_READ); /* on_write -> tn_stream_on_client_drained() */
+        tn_io_read(&c->up->io, 0); /* client on_write -> tn_stream_on_client_drained() */
         c->flags |= TN_CLIENT_F_RESP_PAUSED;
-        bufferevent_setwatermark(c->bev, EV_WRITE, TN_LOW_WATER, 0);
+        tn_io_notify_low(&c->io, TN_LOW_WATER);
     }
 }
 
@@ -495,7 +496,7 @@ static void read_response_head(struct tn_client *c)
     struct tn_worker *w = c->w;
     const struct tn_conf_limits *lm = &c->wp->plan->conf->limits;
     struct tn_h1_limits lim = { lm->header_size, lm->uri, lm->headers };
-    struct evbuffer *in = bufferevent_get_input(c->up->bev);
+    struct evbuffer *in = c->up->io.in;
     struct tn_h1_resp rs;
 
     for (;;) {
@@ -523,7 +524,7 @@ static void read_response_head(struct tn_client *c)
             return;
         }
         if (rs.status < 200) {
-            if (c->req.minor == 1 && write_response_head(c, &rs, bufferevent_get_output(c->bev), 1) != TN_OK) {
+            if (c->req.minor == 1 && write_response_head(c, &rs, c->io.out, 1) != TN_OK) {
                 upstream_failed(c, 502, "response_head_too_large", 0);
                 return;
             }
@@ -540,8 +541,7 @@ static void read_response_head(struct tn_client *c)
             /* answered before the body ended: stop forwarding it, close after */
             c->flags |= TN_CLIENT_F_CLOSE_AFTER;
             c->flags &= ~TN_CLIENT_F_UP_REUSABLE;
-            bufferevent_disable(c->bev, EV_READ);
-            evtimer_del(c->timer);
+            tn_io_read(&c->io, 0);
         }
         if (rs.flags & TN_H1_RESP_F_CLOSE)
             c->flags &= ~TN_CLIENT_F_UP_REUSABLE;
@@ -561,7 +561,7 @@ static void read_response_head(struct tn_client *c)
         c->resp_status = rs.status;
         c->resp_framing = rs.framing;
         c->resp_left = rs.content_length;
-        if (write_response_head(c, &rs, bufferevent_get_output(c->bev), 0) != TN_OK) {
+        if (write_response_head(c, &rs, c->io.out, 0) != TN_OK) {
             upstream_failed(c, 502, "response_head_too_large", 0);
             return;
         }
@@ -569,15 +569,17 @@ static void read_response_head(struct tn_client *c)
         c->log.status = rs.status;
         c->flags |= TN_CLIENT_F_RESP_SENT;
         tn_client_set_state(c, TN_CLIENT_RESP);
+        c->progress_seen = c->progress;
+        tn_client_arm(c, c->wp->tv_response); /* a stalled body, either side, is cut */
         pump_response_body(c);
     }
 }
 
-static void on_up_read(struct bufferevent *bev, void *arg)
+static void on_up_read(struct tn_io *io, void *arg)
 {
     struct tn_client *c = arg;
 
-    (void)bev;
+    (void)io;
     if (c->state == TN_CLIENT_RESP)
         pump_response_body(c);
     else
@@ -585,14 +587,14 @@ static void on_up_read(struct bufferevent *bev, void *arg)
     tn_client_reap(c);
 }
 
-static void on_up_write(struct bufferevent *bev, void *arg)
+static void on_up_write(struct tn_io *io, void *arg)
 {
     struct tn_client *c = arg;
 
-    (void)bev;
+    (void)io;
     if (!(c->flags & TN_CLIENT_F_REQ_PAUSED))
         return;
-    bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
+    c->progress++;
     tn_client_resume_read(c);
     pump_request_body(c);
     tn_client_reap(c);
@@ -613,14 +615,14 @@ static void on_up_connected(struct tn_client *c)
     }
 }
 
-static void on_up_event(struct bufferevent *bev, short what, void *arg)
+static void on_up_event(struct tn_io *io, int what, void *arg)
 {
     struct tn_client *c = arg;
 
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
+    (void)io;
+    if (what & TN_IO_EV_CONNECTED) {
         on_up_connected(c);
-    } else if (what & BEV_EVENT_EOF) {
+    } else if (what & TN_IO_EV_EOF) {
         if (c->state == TN_CLIENT_RESP) {
             pump_response_body(c);
             if (!(c->flags & TN_CLIENT_F_DEAD) && c->state == TN_CLIENT_RESP) {
@@ -632,14 +634,12 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
                 }
             }
         } else {
-            if (evbuffer_get_length(bufferevent_get_input(c->up->bev)))
+            if (evbuffer_get_length(c->up->io.in))
                 read_response_head(c);
             if (!(c->flags & TN_CLIENT_F_DEAD) && c->up && c->state != TN_CLIENT_RESP)
                 upstream_failed(c, 502, "upstream_closed", 1);
         }
-    } else if (what & BEV_EVENT_TIMEOUT) {
-        upstream_failed(c, 504, "response_timeout", 0);
-    } else if (what & BEV_EVENT_ERROR) {
+    } else if (what & TN_IO_EV_ERROR) {
         upstream_failed(c, 502, c->up->connected ? "upstream_reset" : "connect_failed",
                         c->up->connected);
     }
@@ -655,27 +655,49 @@ void tn_stream_on_client_data(struct tn_client *c)
 void tn_stream_on_client_drained(struct tn_client *c)
 {
     c->flags &= ~TN_CLIENT_F_RESP_PAUSED;
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    c->progress++;
     if (!c->up)
         return;
-    bufferevent_enable(c->up->bev, EV_READ);
+    tn_io_read(&c->up->io, 1);
     pump_response_body(c);
 }
 
 void tn_stream_on_timeout(struct tn_client *c)
 {
+    int stalled = c->progress == c->progress_seen;
+
+    c->progress_seen = c->progress;
     switch (c->state) {
     case TN_CLIENT_CONNECT:
         upstream_failed(c, 502, "connect_timeout", 0);
         break;
     case TN_CLIENT_REQ_BODY:
-        if (!(c->flags & TN_CLIENT_F_REQ_PAUSED) && c->body_period < TN_BODY_MIN_PER_PERIOD) {
+        if (c->flags & TN_CLIENT_F_REQ_PAUSED) {
+            if (stalled) /* the backend stopped reading the body */
+                upstream_failed(c, 504, "upstream_write_timeout", 0);
+            else
+                tn_client_arm(c, c->wp->tv_body);
+            break;
+        }
+        if (c->body_period < TN_BODY_MIN_PER_PERIOD) {
             tn_stream_release_upstream(c, 0);
             tn_client_error(c, 408, "client_body_timeout", 1);
             break;
         }
         c->body_period = 0;
         tn_client_arm(c, c->wp->tv_body);
+        break;
+    case TN_CLIENT_WAIT_RESP:
+        upstream_failed(c, 504, "response_timeout", 0);
+        break;
+    case TN_CLIENT_RESP:
+        if (!stalled) {
+            tn_client_arm(c, c->wp->tv_response);
+            break;
+        }
+        tn_stream_release_upstream(c, 0);
+        tn_client_abort(c, (c->flags & TN_CLIENT_F_RESP_PAUSED) ? "client_read_timeout"
+                                                                 : "response_timeout");
         break;
     default:
         break;

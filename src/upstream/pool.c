@@ -1,11 +1,11 @@
 /* Upstream connections and per-worker pools. A pool keeps idle keep-alive
- * connections to one server address; while idle a connection is watched
- * for the server closing it or sending stray bytes (both close it) and for
- * the upstream_idle timeout. */
+ * connections to one server address, most recently used first; while idle a
+ * connection is watched for the server closing it or sending stray bytes
+ * (both close it), and a once-a-second sweep closes the ones idle longer
+ * than upstream_idle (oldest at the tail). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -72,20 +72,20 @@ static void unlink_idle(struct tn_upstream *u)
 
 /* An idle connection became readable: either the server closed it or it
  * sent bytes nobody asked for. Both end it. */
-static void on_idle_read(struct bufferevent *bev, void *arg)
+static void on_idle_read(struct tn_io *io, void *arg)
 {
     struct tn_upstream *u = arg;
 
-    (void)bev;
+    (void)io;
     unlink_idle(u);
     tn_upstream_free(u);
 }
 
-static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+static void on_idle_event(struct tn_io *io, int what, void *arg)
 {
     struct tn_upstream *u = arg;
 
-    (void)bev;
+    (void)io;
     (void)what;
     unlink_idle(u);
     tn_upstream_free(u);
@@ -98,7 +98,6 @@ struct tn_upstream *tn_pool_take(struct tn_pool *p)
     if (!u)
         return NULL;
     unlink_idle(u);
-    bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
     p->nbusy++;
     return u;
 }
@@ -121,19 +120,15 @@ struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
         return NULL;
     }
     u->pool = p;
-    u->bev = bufferevent_socket_new(p->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!u->bev) {
+    if (connect(fd, (struct sockaddr *)&p->ss, p->len) < 0 && errno != EINPROGRESS) {
         close(fd);
         free(u);
-        *why = "out_of_memory";
+        *why = "connect_failed";
         return NULL;
     }
-    bufferevent_set_max_single_read(u->bev, TN_IO_CHUNK);
-    bufferevent_set_max_single_write(u->bev, TN_IO_CHUNK);
-    if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&p->ss, (int)p->len) < 0) {
-        bufferevent_free(u->bev);
+    if (tn_io_init(&u->io, p->w->base, fd, 1) != TN_OK) {
         free(u);
-        *why = "connect_failed";
+        *why = "out_of_memory";
         return NULL;
     }
     p->nbusy++;
@@ -148,23 +143,24 @@ void tn_pool_put(struct tn_upstream *u)
     p->nbusy--;
     u->owner = NULL;
     if (w->draining || p->nidle >= POOL_MAX_IDLE ||
-        evbuffer_get_length(bufferevent_get_input(u->bev)) ||
-        evbuffer_get_length(bufferevent_get_output(u->bev))) {
+        evbuffer_get_length(u->io.in) ||
+        evbuffer_get_length(u->io.out) || (u->io.flags & (TN_IO_F_EOF | TN_IO_F_FAILED))) {
         tn_upstream_free(u);
         return;
     }
     u->requests++;
+    u->idle_since_ms = tn_now_ms();
     TAILQ_INSERT_HEAD(&p->idle, u, link);
     p->nidle++;
-    bufferevent_setcb(u->bev, on_idle_read, NULL, on_idle_event, u);
-    bufferevent_set_timeouts(u->bev, w->wp->tv_upstream_idle, NULL);
+    tn_io_setcb(&u->io, on_idle_read, NULL, on_idle_event, u);
+    tn_io_read(&u->io, 1);
 }
 
 void tn_upstream_free(struct tn_upstream *u)
 {
     if (!u)
         return;
-    bufferevent_free(u->bev);
+    tn_io_deinit(&u->io);
     free(u);
 }
 
@@ -172,6 +168,21 @@ void tn_upstream_discard(struct tn_upstream *u)
 {
     u->pool->nbusy--;
     tn_upstream_free(u);
+}
+
+void tn_pool_sweep(struct tn_worker *w, uint64_t now_ms, uint64_t idle_ms)
+{
+    size_t i;
+
+    for (i = 0; i < w->npools; i++) {
+        struct tn_upstream *u;
+
+        while ((u = TAILQ_LAST(&w->pools[i]->idle, tn_upstream_list)) != NULL &&
+               now_ms - u->idle_since_ms >= idle_ms) {
+            unlink_idle(u);
+            tn_upstream_free(u);
+        }
+    }
 }
 
 void tn_pool_close_idle(struct tn_worker *w)

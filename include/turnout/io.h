@@ -1,0 +1,73 @@
+/* A non-blocking socket with an input and an output evbuffer, driven by two
+ * libevent events. Unlike a bufferevent it writes at once: output is flushed
+ * with one write() when the caller asks (at the end of each callback), and
+ * the write event is registered only when the kernel buffer is full. Worker
+ * thread only. */
+#ifndef TURNOUT_IO_H
+#define TURNOUT_IO_H
+
+#include <event2/event_struct.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct event_base;
+struct tn_io;
+
+#define TN_IO_EV_CONNECTED 0x01 /* a connect() completed */
+#define TN_IO_EV_EOF 0x02       /* the peer closed its side */
+#define TN_IO_EV_ERROR 0x04     /* read, write or connect failed (errno in io->err) */
+
+/* New input is in io->in (or the caller asked for a read callback). */
+typedef void (*tn_io_read_cb)(struct tn_io *io, void *arg);
+/* The output fell to the low watermark asked for with tn_io_notify_low(). */
+typedef void (*tn_io_write_cb)(struct tn_io *io, void *arg);
+/* One of TN_IO_EV_*. */
+typedef void (*tn_io_event_cb)(struct tn_io *io, int what, void *arg);
+
+#define TN_IO_F_READING 0x01    /* rev is added */
+#define TN_IO_F_WRITING 0x02    /* wev is added: the kernel buffer was full */
+#define TN_IO_F_CONNECTING 0x04 /* connect() in progress */
+#define TN_IO_F_NOTIFY 0x08     /* call on_write when out <= low */
+#define TN_IO_F_FAILED 0x10     /* a write failed; reported from a fresh callback */
+#define TN_IO_F_EOF 0x20        /* read returned 0 */
+
+struct tn_io {
+    int fd;
+    uint32_t flags;
+    int err;
+    size_t low;
+    struct evbuffer *in, *out;
+    struct event rev, wev;
+    tn_io_read_cb on_read;
+    tn_io_write_cb on_write;
+    tn_io_event_cb on_event;
+    void *arg;
+};
+
+/* Sets io up on fd (non-blocking, taken: closed by tn_io_deinit). With
+ * connecting, waits for the connect to complete. Returns TN_OK or TN_ERR. */
+int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting);
+
+/* Closes the socket, frees the buffers. */
+void tn_io_deinit(struct tn_io *io);
+
+void tn_io_setcb(struct tn_io *io, tn_io_read_cb r, tn_io_write_cb w, tn_io_event_cb e, void *arg);
+
+/* Starts or stops reading. */
+void tn_io_read(struct tn_io *io, int on);
+
+/* Asks for on_write once the output is at most low bytes (0: empty). */
+void tn_io_notify_low(struct tn_io *io, size_t low);
+
+/* Writes as much of io->out as the socket takes now; registers the write
+ * event for the rest. Errors are reported through on_event later. */
+void tn_io_flush(struct tn_io *io);
+
+/* Schedules a read callback from the loop (input already buffered). */
+void tn_io_kick(struct tn_io *io);
+
+/* Sets SO_LINGER 0 so the close sends a reset. */
+void tn_io_reset_on_close(struct tn_io *io);
+
+#endif

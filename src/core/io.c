@@ -1,0 +1,203 @@
+/* Socket I/O for client and upstream connections: reads up to TN_IO_CHUNK
+ * per readiness event into io->in, writes io->out directly when asked and
+ * only waits for writability when the kernel refuses more. This avoids a
+ * loop round-trip and two epoll_ctl calls per response that a bufferevent
+ * costs. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "turnout/common.h"
+#include "turnout/io.h"
+
+static void set_writing(struct tn_io *io, int on)
+{
+    if (on && !(io->flags & TN_IO_F_WRITING)) {
+        event_add(&io->wev, NULL);
+        io->flags |= TN_IO_F_WRITING;
+    } else if (!on && (io->flags & TN_IO_F_WRITING)) {
+        event_del(&io->wev);
+        io->flags &= ~TN_IO_F_WRITING;
+    }
+}
+
+/* Writes what the socket accepts. Returns TN_OK, TN_AGAIN (bytes left,
+ * write event armed) or TN_ERR (io->err set). */
+static int write_out(struct tn_io *io)
+{
+    while (evbuffer_get_length(io->out)) {
+        int n = evbuffer_write_atmost(io->out, io->fd, TN_IO_CHUNK);
+
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                set_writing(io, 1);
+                return TN_AGAIN;
+            }
+            io->err = errno;
+            return TN_ERR;
+        }
+    }
+    set_writing(io, 0);
+    return TN_OK;
+}
+
+static void maybe_notify(struct tn_io *io)
+{
+    if ((io->flags & TN_IO_F_NOTIFY) && evbuffer_get_length(io->out) <= io->low) {
+        io->flags &= ~TN_IO_F_NOTIFY;
+        if (io->on_write)
+            io->on_write(io, io->arg);
+    }
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_io *io = arg;
+
+    (void)fd;
+    (void)what;
+    if (io->flags & TN_IO_F_FAILED) {
+        set_writing(io, 0);
+        io->on_event(io, TN_IO_EV_ERROR, io->arg);
+        return;
+    }
+    if (io->flags & TN_IO_F_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) {
+            io->err = err;
+            set_writing(io, 0);
+            io->on_event(io, TN_IO_EV_ERROR, io->arg);
+            return;
+        }
+        io->flags &= ~TN_IO_F_CONNECTING;
+        set_writing(io, 0);
+        io->on_event(io, TN_IO_EV_CONNECTED, io->arg);
+        return; /* the callback flushes what was queued */
+    }
+    if (write_out(io) == TN_ERR) {
+        set_writing(io, 0);
+        io->on_event(io, TN_IO_EV_ERROR, io->arg);
+        return;
+    }
+    maybe_notify(io);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_io *io = arg;
+    int n;
+
+    (void)what;
+    if (io->flags & TN_IO_F_EOF) { /* a kick after the end of input */
+        if (evbuffer_get_length(io->in) && io->on_read)
+            io->on_read(io, io->arg);
+        return;
+    }
+    n = evbuffer_read(io->in, fd, TN_IO_CHUNK);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
+        if (evbuffer_get_length(io->in) && io->on_read)
+            io->on_read(io, io->arg);
+        return;
+    }
+    tn_io_read(io, 0);
+    if (n == 0) {
+        io->flags |= TN_IO_F_EOF;
+        io->on_event(io, TN_IO_EV_EOF, io->arg);
+    } else {
+        io->err = errno;
+        io->on_event(io, TN_IO_EV_ERROR, io->arg);
+    }
+}
+
+int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting)
+{
+    io->fd = fd;
+    io->flags = connecting ? TN_IO_F_CONNECTING : 0;
+    io->err = 0;
+    io->low = 0;
+    io->in = evbuffer_new();
+    io->out = evbuffer_new();
+    if (!io->in || !io->out) {
+        if (io->in)
+            evbuffer_free(io->in);
+        if (io->out)
+            evbuffer_free(io->out);
+        close(fd);
+        return TN_ERR;
+    }
+    event_assign(&io->rev, base, fd, EV_READ | EV_PERSIST, on_readable, io);
+    event_assign(&io->wev, base, fd, EV_WRITE | EV_PERSIST, on_writable, io);
+    if (connecting)
+        set_writing(io, 1);
+    return TN_OK;
+}
+
+void tn_io_deinit(struct tn_io *io)
+{
+    event_del(&io->rev);
+    event_del(&io->wev);
+    close(io->fd);
+    evbuffer_free(io->in);
+    evbuffer_free(io->out);
+    io->fd = -1;
+}
+
+void tn_io_setcb(struct tn_io *io, tn_io_read_cb r, tn_io_write_cb w, tn_io_event_cb e, void *arg)
+{
+    io->on_read = r;
+    io->on_write = w;
+    io->on_event = e;
+    io->arg = arg;
+}
+
+void tn_io_read(struct tn_io *io, int on)
+{
+    if (on && !(io->flags & (TN_IO_F_READING | TN_IO_F_EOF))) {
+        event_add(&io->rev, NULL);
+        io->flags |= TN_IO_F_READING;
+    } else if (!on && (io->flags & TN_IO_F_READING)) {
+        event_del(&io->rev);
+        io->flags &= ~TN_IO_F_READING;
+    }
+}
+
+void tn_io_notify_low(struct tn_io *io, size_t low)
+{
+    io->low = low;
+    io->flags |= TN_IO_F_NOTIFY;
+}
+
+void tn_io_flush(struct tn_io *io)
+{
+    if (io->flags & (TN_IO_F_CONNECTING | TN_IO_F_FAILED))
+        return;
+    if (!evbuffer_get_length(io->out) && !(io->flags & TN_IO_F_NOTIFY))
+        return;
+    if ((io->flags & TN_IO_F_WRITING) && evbuffer_get_length(io->out))
+        return; /* the kernel buffer is full: wait for the write event */
+    if (write_out(io) == TN_ERR) {
+        io->flags |= TN_IO_F_FAILED;
+        event_active(&io->wev, EV_WRITE, 1);
+        return;
+    }
+    if ((io->flags & TN_IO_F_NOTIFY) && evbuffer_get_length(io->out) <= io->low)
+        event_active(&io->wev, EV_WRITE, 1); /* on_write from a fresh callback */
+}
+
+void tn_io_kick(struct tn_io *io)
+{
+    event_active(&io->rev, EV_READ, 1);
+}
+
+void tn_io_reset_on_close(struct tn_io *io)
+{
+    struct linger lg = { 1, 0 };
+
+    setsockopt(io->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}

@@ -15,12 +15,56 @@
 #define IS_WS(c) ((c) == ' ' || (c) == '\t')
 #define IS_DIGIT(c) ((unsigned char)((c) - '0') <= 9)
 
+#define IS_STOP(c) ((unsigned char)(c) < 0x0e && ((0x2401u >> (unsigned char)(c)) & 1)) /* CR LF NUL */
+
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
-/* Non-zero when some byte of v is below n (n <= 128): exact for "any". */
+/* Flags (0x80) the bytes of v below n (n <= 128). A borrow can also flag a
+ * byte after a true one, never before: the lowest flag is exact. */
 static inline uint64_t has_lt(uint64_t v, unsigned n)
 {
     return (v - ONES * n) & ~v & HIGHS;
+}
+
+/* Little-endian loads: byte i of memory is byte i of the value, so the
+ * lowest flag of a has_lt() mask is the first such byte in memory. */
+static inline uint64_t ld8(const void *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline uint32_t ld4(const void *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+static inline uint16_t ld2(const void *p)
+{
+    uint16_t v;
+
+    memcpy(&v, p, 2);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap16(v);
+#endif
+    return v;
+}
+
+/* Offset of the first flagged byte of a non-zero has_lt() mask. */
+static inline size_t first_flagged(uint64_t m)
+{
+    return (size_t)__builtin_ctzll(m) >> 3;
 }
 
 /* Bits: 0x01 tchar, 0x02 field value, 0x04 target, 0x08 hex, 0x10 host,
@@ -44,48 +88,46 @@ const uint8_t tn_h1_ctype[256] = {
     0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22,
 };
 
-static size_t sat_add(size_t a, size_t b)
+static inline size_t sat_add(size_t a, size_t b)
 {
     return a + b < a ? SIZE_MAX : a + b;
 }
 
-/* Index of the first CR, LF or NUL in buf[i..end), or end. Eight bytes at a
- * time: a word without any byte below 0x0e cannot hold one. */
-static size_t find_stop(const char *buf, size_t i, size_t end)
+/* Index of the first CR, LF or NUL in buf[i..end), or end. A word without a
+ * byte below 0x0e cannot hold one; otherwise its first such byte is exact,
+ * and HTAB or another control byte is stepped over (the parser judges it). */
+static inline size_t find_stop(const char *buf, size_t i, size_t end)
 {
-    for (;;) {
-        size_t stop;
-        uint64_t v;
+    while (i + 8 <= end) {
+        uint64_t m = has_lt(ld8(buf + i), 0x0e);
 
-        while (i + 8 <= end) {
-            memcpy(&v, buf + i, 8);
-            if (has_lt(v, 0x0e))
-                break;
+        if (!m) {
             i += 8;
+            continue;
         }
-        stop = i + 8 < end ? i + 8 : end;
-        for (; i < stop; i++) {
-            unsigned char c = (unsigned char)buf[i];
-
-            if (c == '\r' || c == '\n' || c == 0)
-                return i;
-        }
-        if (i >= end)
-            return end;
+        i += first_flagged(m);
+        if (IS_STOP(buf[i]))
+            return i;
+        i++;
     }
+    for (; i < end; i++)
+        if (IS_STOP(buf[i]))
+            return i;
+    return end;
 }
 
 /* First byte at or after p that may not appear in a field value (so at
  * worst the CR ending the line); p < end and buf ends with CRLF. */
-static const unsigned char *skip_fval(const unsigned char *p, const unsigned char *end)
+static inline const unsigned char *skip_fval(const unsigned char *p, const unsigned char *end)
 {
     for (;;) {
-        uint64_t v;
-
         while (p + 8 <= end) {
-            memcpy(&v, p, 8);
-            if (has_lt(v, 0x20) | has_lt(v ^ (ONES * 0x7f), 1))
+            uint64_t v = ld8(p), m = has_lt(v, 0x20) | has_lt(v ^ (ONES * 0x7f), 1);
+
+            if (m) {
+                p += first_flagged(m);
                 break;
+            }
             p += 8;
         }
         if (!(CT(p[0]) & TN_H1_C_FVAL))
@@ -96,27 +138,24 @@ static const unsigned char *skip_fval(const unsigned char *p, const unsigned cha
 
 /* First byte at or after p that may not appear in a request-target (at
  * worst the SP or CR ending it); p < end and buf ends with CRLF. */
-static const unsigned char *skip_uri(const unsigned char *p, const unsigned char *end)
+static inline const unsigned char *skip_uri(const unsigned char *p, const unsigned char *end)
 {
-    for (;;) {
-        uint64_t v;
+    while (p + 8 <= end) {
+        uint64_t v = ld8(p), m = has_lt(v, 0x21) | (v & HIGHS) | has_lt(v ^ (ONES * '#'), 1) |
+                                 has_lt(v ^ (ONES * 0x7f), 1);
 
-        while (p + 8 <= end) {
-            memcpy(&v, p, 8);
-            if (has_lt(v, 0x21) | (v & HIGHS) | has_lt(v ^ (ONES * '#'), 1) |
-                has_lt(v ^ (ONES * 0x7f), 1))
-                break;
-            p += 8;
-        }
-        if (!(CT(p[0]) & TN_H1_C_URI))
-            return p;
-        p++;
+        if (m)
+            return p + first_flagged(m);
+        p += 8;
     }
+    while (CT(p[0]) & TN_H1_C_URI)
+        p++;
+    return p;
 }
 
 /* Where the start line begins once up to TN_H1_MAX_EMPTY_LINES CRLFs are
  * skipped. */
-static size_t skip_empty_lines(const char *buf, size_t len)
+static inline size_t skip_empty_lines(const char *buf, size_t len)
 {
     size_t p = 0;
     int n;
@@ -129,78 +168,107 @@ static size_t skip_empty_lines(const char *buf, size_t len)
     return p;
 }
 
-static int scan_fail(int is_resp, int code, const char *reason, int *status, const char **why)
+int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct tn_h1_limits *lim,
+               int is_resp, size_t *head_len, int *status, const char **why)
 {
+    size_t i = sc->pos, start = sc->start, line = sc->line;
+    size_t hcap = sat_add(start, lim->max_head), ucap = sat_add(sat_add(start, lim->max_uri), 1);
+    const char *reason;
+    int code = 400;
+
+    while (i < len) {
+        int in_start = line == start;
+        size_t cap = in_start && ucap < hcap ? ucap : hcap;
+        size_t end = cap < len ? cap : len;
+        size_t p = find_stop(buf, i, end);
+
+        if (p == end) {
+            if (end < cap) {
+                i = end; /* nothing to stop at before end: resume there */
+                break;
+            }
+            code = in_start && p - start > lim->max_uri ? 414 : 431;
+            reason = code == 414 ? "start line too long" : "head too large";
+            goto fail;
+        }
+        if (buf[p] != '\r') {
+            reason = buf[p] == '\n' ? "bare LF in head" : "NUL in head";
+            goto fail;
+        }
+        if (in_start && p == start) { /* an empty line before the start line */
+            if (p + 1 < len && buf[p + 1] != '\n') {
+                reason = "bare CR in head";
+                goto fail;
+            }
+            if (p >= 2 * TN_H1_MAX_EMPTY_LINES) {
+                reason = "too many empty lines";
+                goto fail;
+            }
+            if (p + 1 == len) {
+                i = p;
+                break;
+            }
+            start = line = i = p + 2;
+            hcap = sat_add(start, lim->max_head);
+            ucap = sat_add(sat_add(start, lim->max_uri), 1);
+            continue;
+        }
+        if (p + 2 - start > lim->max_head) {
+            code = 431;
+            reason = "head too large";
+            goto fail;
+        }
+        if (p + 1 == len) {
+            i = p; /* look at this CR again when its LF arrives */
+            break;
+        }
+        if (buf[p + 1] != '\n') {
+            reason = "bare CR in head";
+            goto fail;
+        }
+        if (p == line) { /* the blank line ending the head */
+            sc->pos = p + 2;
+            sc->start = start;
+            sc->line = line;
+            *head_len = p + 2;
+            return TN_OK;
+        }
+        line = i = p + 2;
+    }
+    sc->pos = i;
+    sc->start = start;
+    sc->line = line;
+    return TN_AGAIN;
+fail:
+    sc->pos = i;
+    sc->start = start;
+    sc->line = line;
     *status = is_resp ? 502 : code;
     *why = reason;
     return TN_ERR;
 }
 
-int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct tn_h1_limits *lim,
-               int is_resp, size_t *head_len, int *status, const char **why)
+/* 1 when the counted name n equals lit (lowercase letters and '-') ignoring
+ * case. OR-ing 0x20 into every byte is exact when n holds no CR (0x0d | 0x20
+ * is '-'), which holds for tokens and field values. len is a constant at
+ * every call, so the loads and the literal fold into a few compares. */
+static inline int name_is(const char *n, const char *lit, size_t len)
 {
-    size_t i = sc->pos;
+    if (len >= 8) {
+        size_t i;
 
-    while (i < len) {
-        int in_start = sc->line == sc->start;
-        size_t cap = sat_add(sc->start, lim->max_head), end, p;
-
-        if (in_start && sat_add(sat_add(sc->start, lim->max_uri), 1) < cap)
-            cap = sat_add(sat_add(sc->start, lim->max_uri), 1);
-        end = cap < len ? cap : len;
-        p = find_stop(buf, i, end);
-        if (p == end) {
-            if (end < cap)
-                break;
-            if (in_start && p - sc->start > lim->max_uri)
-                return scan_fail(is_resp, 414, "start line too long", status, why);
-            return scan_fail(is_resp, 431, "head too large", status, why);
-        }
-        if (buf[p] == '\n')
-            return scan_fail(is_resp, 400, "bare LF in head", status, why);
-        if (buf[p] == 0)
-            return scan_fail(is_resp, 400, "NUL in head", status, why);
-        if (in_start && p == sc->start) { /* an empty line before the start line */
-            if (p + 1 < len && buf[p + 1] != '\n')
-                return scan_fail(is_resp, 400, "bare CR in head", status, why);
-            if (p >= 2 * TN_H1_MAX_EMPTY_LINES)
-                return scan_fail(is_resp, 400, "too many empty lines", status, why);
-            if (p + 1 == len) {
-                i = p;
-                break;
-            }
-            sc->start = sc->line = i = p + 2;
-            continue;
-        }
-        if (p + 2 - sc->start > lim->max_head)
-            return scan_fail(is_resp, 431, "head too large", status, why);
-        if (p + 1 == len) {
-            i = p; /* look at this CR again when its LF arrives */
-            break;
-        }
-        if (buf[p + 1] != '\n')
-            return scan_fail(is_resp, 400, "bare CR in head", status, why);
-        if (p == sc->line) { /* the blank line ending the head */
-            sc->pos = p + 2;
-            *head_len = p + 2;
-            return TN_OK;
-        }
-        sc->line = i = p + 2;
+        for (i = 0; i + 8 < len; i += 8)
+            if ((ld8(n + i) | ONES * 0x20) != ld8(lit + i))
+                return 0;
+        return (ld8(n + len - 8) | ONES * 0x20) == ld8(lit + len - 8);
     }
-    sc->pos = i;
-    return TN_AGAIN;
-}
-
-/* 1 when the counted name n (tchar only) equals lit (lowercase letters and
- * '-'), ignoring case: OR-ing 0x20 is exact on that alphabet. */
-static int name_is(const char *n, const char *lit, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++)
-        if (((unsigned char)n[i] | 0x20) != (unsigned char)lit[i])
-            return 0;
-    return 1;
+    if (len >= 4)
+        return ((ld4(n) | 0x20202020u) == ld4(lit)) &
+               ((ld4(n + len - 4) | 0x20202020u) == ld4(lit + len - 4));
+    if (len >= 2)
+        return ((ld2(n) | 0x2020u) == ld2(lit)) &
+               ((ld2(n + len - 2) | 0x2020u) == ld2(lit + len - 2));
+    return len == 0 || ((unsigned char)n[0] | 0x20) == (unsigned char)lit[0];
 }
 
 static inline unsigned char lower(unsigned char c)
@@ -245,47 +313,81 @@ static int list_next(const char **pp, const char *end, const char **tok, size_t 
     return 1;
 }
 
-static int parse_cl(const char *v, size_t n, uint64_t *out)
+/* tn_h1_fields.conn_names bits. Once any Connection token other than
+ * "close" is seen, every field that any Connection token names (even
+ * "close") is flagged HOP; the pass is skipped when that changes nothing:
+ * when all the tokens name fields already HOP by name (as "keep-alive"). */
+#define CN_OTHER 0x01 /* a token other than "close": the names get flagged */
+#define CN_FLAGS 0x02 /* a token naming a field not already HOP by its name */
+
+/* 1 when a field called t is flagged HOP by its name alone, so a Connection
+ * token naming it needs no second pass. */
+static int hop_by_name(const char *t, size_t tl)
+{
+    switch (tl) {
+    case 2:
+        return name_is(t, "te", 2);
+    case 7:
+        return name_is(t, "trailer", 7) || name_is(t, "upgrade", 7);
+    case 10:
+        return name_is(t, "keep-alive", 10) || name_is(t, "connection", 10);
+    case 16:
+        return name_is(t, "proxy-connection", 16);
+    }
+    return 0;
+}
+
+/* Reads one Content-Length field: only one is allowed, even if identical. */
+static int add_cl(struct tn_h1_fields *f, const char *v, size_t n, const char **why)
 {
     uint64_t x = 0;
     size_t i;
 
-    if (n == 0)
-        return TN_ERR;
-    for (i = 0; i < n; i++) {
-        unsigned d = (unsigned char)v[i] - '0';
-
-        if (d > 9 || x > (CL_MAX - d) / 10)
-            return TN_ERR;
-        x = x * 10 + d;
-    }
-    *out = x;
-    return TN_OK;
-}
-
-/* Reads one Content-Length field: only one is allowed, even if identical. */
-static int add_cl(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const char **why)
-{
     if (++f->ncl > 1) {
         *why = "multiple Content-Length fields";
         return TN_ERR;
     }
-    if (parse_cl(h->value, h->value_len, &f->content_length) != TN_OK) {
-        *why = "invalid Content-Length";
-        return TN_ERR;
+    if (n == 0)
+        goto bad;
+    if (n <= 18) { /* below 10^18 < CL_MAX: no overflow to check */
+        for (i = 0; i < n; i++) {
+            unsigned d = (unsigned char)v[i] - '0';
+
+            if (d > 9)
+                goto bad;
+            x = x * 10 + d;
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            unsigned d = (unsigned char)v[i] - '0';
+
+            if (d > 9 || x > (CL_MAX - d) / 10)
+                goto bad;
+            x = x * 10 + d;
+        }
     }
+    f->content_length = x;
     return TN_OK;
+bad:
+    *why = "invalid Content-Length";
+    return TN_ERR;
 }
 
 /* Reads one Transfer-Encoding field into the running list summary: all the
  * fields together form one list. */
-static int add_te(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const char **why)
+static int add_te(struct tn_h1_fields *f, const char *v, size_t n, const char **why)
 {
-    const char *p = h->value, *end = h->value + h->value_len, *t;
+    const char *p = v, *end = v + n, *t;
     size_t tl;
     int r;
 
     f->nte++;
+    if (n == 7 && name_is(v, "chunked", 7)) { /* the usual single coding */
+        f->te_codings++;
+        f->te_last_chunked = 1;
+        f->te_chunked++;
+        return TN_OK;
+    }
     while ((r = list_next(&p, end, &t, &tl)) > 0) {
         f->te_codings++;
         f->te_last_chunked = tl == 7 && name_is(t, "chunked", 7);
@@ -298,15 +400,26 @@ static int add_te(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const char 
 
 /* Reads one Connection field: close / keep-alive, and whether it names
  * another field. Refuses to let it name a framing field or Host. */
-static int add_conn(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const char **why)
+static int add_conn(struct tn_h1_fields *f, const char *v, size_t n, const char **why)
 {
-    const char *p = h->value, *end = h->value + h->value_len, *t;
+    const char *p = v, *end = v + n, *t;
     size_t tl;
     int r;
 
+    if (n == 10 && name_is(v, "keep-alive", 10)) { /* the usual single tokens */
+        f->conn |= TN_H1_CONN_F_KEEPALIVE;
+        f->conn_names |= CN_OTHER;
+        return TN_OK;
+    }
+    if (n == 5 && name_is(v, "close", 5)) {
+        f->conn |= TN_H1_CONN_F_CLOSE;
+        f->conn_names |= CN_FLAGS;
+        return TN_OK;
+    }
     while ((r = list_next(&p, end, &t, &tl)) > 0) {
         if (tl == 5 && name_is(t, "close", 5)) {
             f->conn |= TN_H1_CONN_F_CLOSE;
+            f->conn_names |= CN_FLAGS;
             continue;
         }
         if (tl == 10 && name_is(t, "keep-alive", 10))
@@ -317,75 +430,55 @@ static int add_conn(struct tn_h1_fields *f, const struct tn_h1_hdr *h, const cha
             *why = "Connection names a framing field";
             return TN_ERR;
         }
-        f->conn_names = 1;
+        f->conn_names |= hop_by_name(t, tl) ? CN_OTHER : CN_OTHER | CN_FLAGS;
     }
     if (r < 0)
         *why = "invalid Connection token";
     return r < 0 ? TN_ERR : TN_OK;
 }
 
-/* Sets h->flags from the field name and feeds the fields that matter to
- * framing into *f. Responses only get HOP and FRAMING. */
-static int classify(struct tn_h1_fields *f, struct tn_h1_hdr *h, unsigned idx, int is_resp,
-                    const char **why)
+/* The flags of field idx from its name, feeding the fields that matter to
+ * framing into *f; -1 on error. Responses only get HOP and FRAMING. */
+static inline int classify(struct tn_h1_fields *f, const char *n, size_t nl, const char *v,
+                           size_t vl, unsigned idx, int is_resp, const char **why)
 {
-    const char *n = h->name;
-
-    switch (h->name_len) {
+    switch (nl) {
     case 2:
-        if (name_is(n, "te", 2))
-            h->flags = TN_H1_HDR_F_HOP;
-        break;
+        return name_is(n, "te", 2) ? TN_H1_HDR_F_HOP : 0;
     case 4:
-        if (!is_resp && name_is(n, "host", 4)) {
-            h->flags = TN_H1_HDR_F_HOST;
-            if (f->nhost++ == 0)
-                f->host = idx;
-        }
-        break;
+        if (is_resp || !name_is(n, "host", 4))
+            return 0;
+        if (f->nhost++ == 0)
+            f->host = idx;
+        return TN_H1_HDR_F_HOST;
     case 6:
-        if (!is_resp && name_is(n, "expect", 6) && h->value_len == 12 &&
-            name_is(h->value, "100-continue", 12))
+        if (!is_resp && name_is(n, "expect", 6) && vl == 12 && name_is(v, "100-continue", 12))
             f->expect_continue = 1;
-        break;
+        return 0;
     case 7:
-        if (name_is(n, "trailer", 7) || name_is(n, "upgrade", 7))
-            h->flags = TN_H1_HDR_F_HOP;
-        break;
+        return name_is(n, "trailer", 7) || name_is(n, "upgrade", 7) ? TN_H1_HDR_F_HOP : 0;
     case 10:
-        if (name_is(n, "keep-alive", 10)) {
-            h->flags = TN_H1_HDR_F_HOP;
-        } else if (name_is(n, "connection", 10)) {
-            h->flags = TN_H1_HDR_F_HOP;
-            if (f->nconn++ == 0)
-                f->conn_first = idx;
-            return add_conn(f, h, why);
-        }
-        break;
+        if (name_is(n, "keep-alive", 10))
+            return TN_H1_HDR_F_HOP;
+        if (!name_is(n, "connection", 10))
+            return 0;
+        if (f->nconn++ == 0)
+            f->conn_first = idx;
+        return add_conn(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_HOP : -1;
     case 14:
-        if (name_is(n, "content-length", 14)) {
-            h->flags = TN_H1_HDR_F_FRAMING;
-            return add_cl(f, h, why);
-        }
-        break;
+        if (!name_is(n, "content-length", 14))
+            return 0;
+        return add_cl(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_FRAMING : -1;
     case 15:
-        if (!is_resp && name_is(n, "x-forwarded-for", 15))
-            h->flags = TN_H1_HDR_F_XFF;
-        break;
+        return !is_resp && name_is(n, "x-forwarded-for", 15) ? TN_H1_HDR_F_XFF : 0;
     case 16:
-        if (name_is(n, "proxy-connection", 16))
-            h->flags = TN_H1_HDR_F_HOP;
-        break;
+        return name_is(n, "proxy-connection", 16) ? TN_H1_HDR_F_HOP : 0;
     case 17:
-        if (name_is(n, "transfer-encoding", 17)) {
-            h->flags = TN_H1_HDR_F_FRAMING;
-            return add_te(f, h, why);
-        } else if (!is_resp && name_is(n, "x-forwarded-proto", 17)) {
-            h->flags = TN_H1_HDR_F_XFP;
-        }
-        break;
+        if (name_is(n, "transfer-encoding", 17))
+            return add_te(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_FRAMING : -1;
+        return !is_resp && name_is(n, "x-forwarded-proto", 17) ? TN_H1_HDR_F_XFP : 0;
     }
-    return TN_OK;
+    return 0;
 }
 
 /* Flags HOP every field a Connection field names (it may come before). */
@@ -440,57 +533,61 @@ int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_h1_hd
 {
     const unsigned char *p = (const unsigned char *)buf + *off;
     const unsigned char *end = (const unsigned char *)buf + len;
+    unsigned n = 0;
 
     memset(f, 0, sizeof(*f));
     f->status = 400;
-    for (;;) {
+    while (*p != '\r') {
         const unsigned char *name = p, *val, *ve;
         struct tn_h1_hdr *h;
+        size_t nl;
+        int fl;
 
-        if (*p == '\r') {
-            if (p[1] != '\n') {
-                *why = "bare CR in head";
-                return TN_ERR;
-            }
-            p += 2;
-            break;
-        }
         while (CT(*p) & TN_H1_C_TCHAR)
             p++;
         if (*p != ':' || p == name) {
             *why = name_error(name, p);
-            return TN_ERR;
+            goto fail;
         }
-        if (f->nhdrs == max) {
+        nl = (size_t)(p - name);
+        if (n == max) {
             f->status = 431;
             *why = "too many header fields";
-            return TN_ERR;
+            goto fail;
         }
-        h = &hdrs[f->nhdrs];
-        h->name = (const char *)name;
-        h->name_len = (uint32_t)(p - name);
-        for (p++; IS_WS(*p); p++)
+        for (val = p + 1; IS_WS(*val); val++)
             ;
-        val = p;
-        p = skip_fval(p, end);
+        ve = p = skip_fval(val, end);
         if (*p != '\r' || p[1] != '\n') {
             *why = value_error(p);
-            return TN_ERR;
+            goto fail;
         }
-        for (ve = p; ve > val && IS_WS(ve[-1]); ve--)
-            ;
+        while (ve > val && IS_WS(ve[-1]))
+            ve--;
+        fl = classify(f, (const char *)name, nl, (const char *)val, (size_t)(ve - val), n, is_resp,
+                      why);
+        if (fl < 0)
+            goto fail;
+        h = &hdrs[n++];
+        h->name = (const char *)name;
         h->value = (const char *)val;
+        h->name_len = (uint32_t)nl;
         h->value_len = (uint32_t)(ve - val);
-        h->flags = 0;
-        if (classify(f, h, f->nhdrs, is_resp, why) != TN_OK)
-            return TN_ERR;
-        f->nhdrs++;
+        h->flags = (uint32_t)fl;
         p += 2;
     }
-    if (f->conn_names)
+    if (p[1] != '\n') {
+        *why = "bare CR in head";
+        goto fail;
+    }
+    f->nhdrs = n;
+    if (f->conn_names == (CN_OTHER | CN_FLAGS))
         flag_connection_names(f, hdrs);
-    *off = (size_t)(p - (const unsigned char *)buf);
+    *off = (size_t)(p + 2 - (const unsigned char *)buf);
     return TN_OK;
+fail:
+    f->nhdrs = n;
+    return TN_ERR;
 }
 
 /* ---- request line and target ---- */

@@ -64,11 +64,11 @@ def test_body_progressing_survives_then_408_when_it_stops(turnout_factory, legac
     t = _start(turnout_factory, legacy)
     c = connect(t)
     c.send(build_request("POST", "/trickle", [("Content-Length", str(64 * 1024))]))
-    # 2 KiB every 0.4 s for 2.4 s, longer than client_body (1 s): every period
-    # sees more than the 1 KiB minimum, so the upload goes on
-    for i in range(6):
+    # 2 KiB every 0.25 s for 2.5 s, longer than client_body (1 s): every period
+    # sees several times the 1 KiB minimum, so the upload goes on
+    for i in range(10):
         c.send(b"x" * 2048)
-        assert c.is_open(0.4), "turnout answered while the body was progressing: %r" % c.extra
+        assert c.is_open(0.25), "turnout answered while the body was progressing: %r" % c.extra
     t_last = time.monotonic()
     # client_body fires every second; the first period without enough bytes ends 1..2 s after
     _expect_408(c, t_last, 0.9, 2.0 + 2.0 * harness.SLOW)

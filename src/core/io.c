@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "turnout/common.h"
@@ -88,18 +89,53 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     maybe_notify(io);
 }
 
+/* Reads up to TN_IO_CHUNK bytes straight into io->in with one readv()
+ * (evbuffer_read() asks FIONREAD first and reads at most 4 KiB). Returns
+ * the byte count, 0 at end of input, -1 with errno. */
+static ssize_t read_in(struct tn_io *io)
+{
+    struct evbuffer_iovec vec[2];
+    struct iovec iov[2];
+    int nvec = evbuffer_reserve_space(io->in, TN_IO_CHUNK, vec, 2), i;
+    ssize_t n, left;
+
+    if (nvec <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (i = 0; i < nvec; i++) {
+        iov[i].iov_base = vec[i].iov_base;
+        iov[i].iov_len = vec[i].iov_len;
+    }
+    n = readv(io->fd, iov, nvec);
+    if (n <= 0) {
+        evbuffer_commit_space(io->in, vec, 0);
+        return n;
+    }
+    left = n;
+    for (i = 0; i < nvec; i++) {
+        size_t take = (size_t)left < vec[i].iov_len ? (size_t)left : vec[i].iov_len;
+
+        vec[i].iov_len = take;
+        left -= (ssize_t)take;
+    }
+    evbuffer_commit_space(io->in, vec, nvec);
+    return n;
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct tn_io *io = arg;
-    int n;
+    ssize_t n;
 
     (void)what;
+    (void)fd;
     if (io->flags & TN_IO_F_EOF) { /* a kick after the end of input */
         if (evbuffer_get_length(io->in) && io->on_read)
             io->on_read(io, io->arg);
         return;
     }
-    n = evbuffer_read(io->in, fd, TN_IO_CHUNK);
+    n = read_in(io);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
         if (evbuffer_get_length(io->in) && io->on_read)
             io->on_read(io, io->arg);

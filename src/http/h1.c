@@ -5,6 +5,9 @@
  * driven, no allocation. */
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "turnout/common.h"
 #include "turnout/h1.h"
@@ -15,7 +18,8 @@
 #define IS_WS(c) ((c) == ' ' || (c) == '\t')
 #define IS_DIGIT(c) ((unsigned char)((c) - '0') <= 9)
 
-#define IS_STOP(c) ((unsigned char)(c) < 0x0e && ((0x2401u >> (unsigned char)(c)) & 1)) /* CR LF NUL */
+/* CR, LF or NUL: the bytes the scanner stops at. */
+#define IS_STOP(c) ((unsigned char)(c) < 0x0e && ((0x2401u >> (unsigned char)(c)) & 1))
 
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
@@ -93,34 +97,69 @@ static inline size_t sat_add(size_t a, size_t b)
     return a + b < a ? SIZE_MAX : a + b;
 }
 
-/* Index of the first CR, LF or NUL in buf[i..end), or end. A word without a
- * byte below 0x0e cannot hold one; otherwise its first such byte is exact,
- * and HTAB or another control byte is stepped over (the parser judges it). */
-static inline size_t find_stop(const char *buf, size_t i, size_t end)
+/* Index of the first byte below 0x0e (a control byte, maybe CR, LF or
+ * NUL) in buf[i..end), or end. */
+static inline size_t find_ctl(const char *buf, size_t i, size_t end)
 {
+#ifdef __SSE2__
+    /* Sixteen at a time: the bytes below 0x0e equal their minimum with 0x0d. */
+    const __m128i top = _mm_set1_epi8(0x0d);
+
+    while (i + 16 <= end) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + i));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, top), v));
+
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+#else
     while (i + 8 <= end) {
         uint64_t m = has_lt(ld8(buf + i), 0x0e);
 
-        if (!m) {
-            i += 8;
-            continue;
-        }
-        i += first_flagged(m);
-        if (IS_STOP(buf[i]))
-            return i;
-        i++;
+        if (m)
+            return i + first_flagged(m);
+        i += 8;
     }
+#endif
     for (; i < end; i++)
-        if (IS_STOP(buf[i]))
+        if ((unsigned char)buf[i] < 0x0e)
             return i;
     return end;
 }
 
+/* Index of the first CR, LF or NUL in buf[i..end), or end: HTAB and the
+ * other control bytes are the parser's to judge. */
+static inline size_t find_stop(const char *buf, size_t i, size_t end)
+{
+    for (;; i++) {
+        i = find_ctl(buf, i, end);
+        if (i == end || IS_STOP(buf[i]))
+            return i;
+    }
+}
+
 /* First byte at or after p that may not appear in a field value (so at
- * worst the CR ending the line); p < end and buf ends with CRLF. */
+ * worst the CR ending the line); p < end and buf ends with CRLF. The block
+ * tests flag bytes below 0x20 and 0x7f exactly; HTAB is then let through. */
 static inline const unsigned char *skip_fval(const unsigned char *p, const unsigned char *end)
 {
-    for (;;) {
+    for (;; p++) {
+#ifdef __SSE2__
+        const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+
+        while (p + 16 <= end) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+            unsigned m = (unsigned)_mm_movemask_epi8(
+                _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v), _mm_cmpeq_epi8(v, del)));
+
+            if (m) {
+                p += __builtin_ctz(m);
+                break;
+            }
+            p += 16;
+        }
+#else
         while (p + 8 <= end) {
             uint64_t v = ld8(p), m = has_lt(v, 0x20) | has_lt(v ^ (ONES * 0x7f), 1);
 
@@ -130,11 +169,27 @@ static inline const unsigned char *skip_fval(const unsigned char *p, const unsig
             }
             p += 8;
         }
+#endif
         if (!(CT(p[0]) & TN_H1_C_FVAL))
             return p;
-        p++;
     }
 }
+
+#ifdef __SSE2__
+/* Length (up to 16) of the run of ALPHA, DIGIT and '-' at p, the bytes of
+ * nearly every field name; p + 16 <= end of the buffer. */
+static inline size_t name_run(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i l = _mm_sub_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+    __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, _mm_set1_epi8(25)), l),
+                              _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d));
+
+    ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
+    return (size_t)__builtin_ctz(~(unsigned)_mm_movemask_epi8(ok) | 0x10000u);
+}
+#endif
 
 /* First byte at or after p that may not appear in a request-target (at
  * worst the SP or CR ending it); p < end and buf ends with CRLF. */
@@ -168,84 +223,124 @@ static inline size_t skip_empty_lines(const char *buf, size_t len)
     return p;
 }
 
+/* Steps over the field lines that end in CRLF short of end (so within len
+ * and the head limit), which need no other check, from the control byte p
+ * found at sc->pos. Returns SIZE_MAX at the blank line ending the head
+ * (sc->pos past it), else the first stop the general checks must see:
+ * another control byte, or end. */
+static inline size_t skip_field_lines(struct tn_h1_scan *sc, const char *buf, size_t end, size_t p)
+{
+    while (p + 1 < end && buf[p] == '\r' && buf[p + 1] == '\n') {
+        sc->pos = p + 2;
+        if (p == sc->line)
+            return SIZE_MAX;
+        sc->line = p + 2;
+        p = find_ctl(buf, sc->pos, end);
+    }
+    return p;
+}
+
+/* The general checks at p, the first CR, LF or NUL in buf[sc->pos..end), or
+ * end itself; cap is the limit that set end. Returns TN_OK at the blank line
+ * (sc->pos past it), TN_AGAIN for more bytes, TN_ERR with *code and *reason,
+ * or SCAN_NEXT once a line ends. */
+#define SCAN_NEXT 2
+static int scan_stop(struct tn_h1_scan *sc, const char *buf, size_t len, size_t end, size_t cap,
+                     size_t p, const struct tn_h1_limits *lim, int *code, const char **reason)
+{
+    int in_start = sc->line == sc->start;
+
+    *code = 400;
+    if (p == end) {
+        if (end < cap || sc->pos == len) { /* nothing to stop at yet, or nothing left */
+            sc->pos = end;
+            return TN_AGAIN;
+        }
+        *code = in_start && p - sc->start > lim->max_uri ? 414 : 431;
+        *reason = *code == 414 ? "start line too long" : "head too large";
+        return TN_ERR;
+    }
+    if (buf[p] != '\r') {
+        *reason = buf[p] == '\n' ? "bare LF in head" : "NUL in head";
+        return TN_ERR;
+    }
+    if (in_start && p == sc->start) { /* an empty line before the start line */
+        *reason = NULL;
+        if (p + 1 < len && buf[p + 1] != '\n')
+            *reason = "bare CR in head";
+        else if (p >= 2 * TN_H1_MAX_EMPTY_LINES)
+            *reason = "too many empty lines";
+        if (*reason)
+            return TN_ERR;
+        if (p + 1 == len) {
+            sc->pos = p;
+            return TN_AGAIN;
+        }
+        sc->start = sc->line = sc->pos = p + 2;
+        return SCAN_NEXT;
+    }
+    if (p + 2 - sc->start > lim->max_head) {
+        *code = 431;
+        *reason = "head too large";
+        return TN_ERR;
+    }
+    if (p + 1 == len) {
+        sc->pos = p; /* look at this CR again when its LF arrives */
+        return TN_AGAIN;
+    }
+    if (buf[p + 1] != '\n') {
+        *reason = "bare CR in head";
+        return TN_ERR;
+    }
+    sc->pos = p + 2;
+    if (p == sc->line) /* the blank line ending the head */
+        return TN_OK;
+    sc->line = p + 2;
+    return SCAN_NEXT;
+}
+
 int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct tn_h1_limits *lim,
                int is_resp, size_t *head_len, int *status, const char **why)
 {
-    size_t i = sc->pos, start = sc->start, line = sc->line;
-    size_t hcap = sat_add(start, lim->max_head), ucap = sat_add(sat_add(start, lim->max_uri), 1);
-    const char *reason;
-    int code = 400;
+    struct tn_h1_scan s = *sc;
+    const char *reason = NULL;
+    int code = 0, r = TN_AGAIN;
 
-    while (i < len) {
-        int in_start = line == start;
-        size_t cap = in_start && ucap < hcap ? ucap : hcap;
-        size_t end = cap < len ? cap : len;
-        size_t p = find_stop(buf, i, end);
+    while (s.pos < len) {
+        int in_start = s.line == s.start;
+        size_t cap = sat_add(s.start, lim->max_head), end, p;
 
-        if (p == end) {
-            if (end < cap) {
-                i = end; /* nothing to stop at before end: resume there */
-                break;
-            }
-            code = in_start && p - start > lim->max_uri ? 414 : 431;
-            reason = code == 414 ? "start line too long" : "head too large";
-            goto fail;
+        if (in_start && sat_add(sat_add(s.start, lim->max_uri), 1) < cap)
+            cap = sat_add(sat_add(s.start, lim->max_uri), 1);
+        end = cap < len ? cap : len;
+        p = find_ctl(buf, s.pos, end);
+        if (in_start && p + 1 < end && p != s.start && buf[p] == '\r' && buf[p + 1] == '\n') {
+            /* the start line ends within its limits: on to the field lines */
+            s.line = s.pos = p + 2;
+            in_start = 0;
+            cap = sat_add(s.start, lim->max_head);
+            end = cap < len ? cap : len;
+            p = find_ctl(buf, s.pos, end);
         }
-        if (buf[p] != '\r') {
-            reason = buf[p] == '\n' ? "bare LF in head" : "NUL in head";
-            goto fail;
-        }
-        if (in_start && p == start) { /* an empty line before the start line */
-            if (p + 1 < len && buf[p + 1] != '\n') {
-                reason = "bare CR in head";
-                goto fail;
-            }
-            if (p >= 2 * TN_H1_MAX_EMPTY_LINES) {
-                reason = "too many empty lines";
-                goto fail;
-            }
-            if (p + 1 == len) {
-                i = p;
-                break;
-            }
-            start = line = i = p + 2;
-            hcap = sat_add(start, lim->max_head);
-            ucap = sat_add(sat_add(start, lim->max_uri), 1);
-            continue;
-        }
-        if (p + 2 - start > lim->max_head) {
-            code = 431;
-            reason = "head too large";
-            goto fail;
-        }
-        if (p + 1 == len) {
-            i = p; /* look at this CR again when its LF arrives */
+        if (!in_start && (p = skip_field_lines(&s, buf, end, p)) == SIZE_MAX) {
+            r = TN_OK;
             break;
         }
-        if (buf[p + 1] != '\n') {
-            reason = "bare CR in head";
-            goto fail;
-        }
-        if (p == line) { /* the blank line ending the head */
-            sc->pos = p + 2;
-            sc->start = start;
-            sc->line = line;
-            *head_len = p + 2;
-            return TN_OK;
-        }
-        line = i = p + 2;
+        if (p < end && !IS_STOP(buf[p])) /* HTAB or another control byte */
+            p = find_stop(buf, p + 1, end);
+        r = scan_stop(&s, buf, len, end, cap, p, lim, &code, &reason);
+        if (r != SCAN_NEXT)
+            break;
+        r = TN_AGAIN;
     }
-    sc->pos = i;
-    sc->start = start;
-    sc->line = line;
-    return TN_AGAIN;
-fail:
-    sc->pos = i;
-    sc->start = start;
-    sc->line = line;
-    *status = is_resp ? 502 : code;
-    *why = reason;
-    return TN_ERR;
+    *sc = s;
+    if (r == TN_OK) {
+        *head_len = s.pos;
+    } else if (r == TN_ERR) {
+        *status = is_resp ? 502 : code;
+        *why = reason;
+    }
+    return r;
 }
 
 /* 1 when the counted name n equals lit (lowercase letters and '-') ignoring
@@ -263,11 +358,11 @@ static inline int name_is(const char *n, const char *lit, size_t len)
         return (ld8(n + len - 8) | ONES * 0x20) == ld8(lit + len - 8);
     }
     if (len >= 4)
-        return ((ld4(n) | 0x20202020u) == ld4(lit)) &
-               ((ld4(n + len - 4) | 0x20202020u) == ld4(lit + len - 4));
+        return (((ld4(n) | 0x20202020u) ^ ld4(lit)) |
+                ((ld4(n + len - 4) | 0x20202020u) ^ ld4(lit + len - 4))) == 0;
     if (len >= 2)
-        return ((ld2(n) | 0x2020u) == ld2(lit)) &
-               ((ld2(n + len - 2) | 0x2020u) == ld2(lit + len - 2));
+        return (((ld2(n) | 0x2020u) ^ ld2(lit)) |
+                ((ld2(n + len - 2) | 0x2020u) ^ ld2(lit + len - 2))) == 0;
     return len == 0 || ((unsigned char)n[0] | 0x20) == (unsigned char)lit[0];
 }
 
@@ -276,12 +371,27 @@ static inline unsigned char lower(unsigned char c)
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
 }
 
-/* ASCII case-insensitive comparison of two counted strings of length n. */
+/* v with each ASCII capital letter made small: a byte below 0x80 is at
+ * least 'A' when adding 0x3f sets its top bit, and above 'Z' when adding
+ * 0x25 does; neither sum carries into the next byte. */
+static inline uint64_t lower8(uint64_t v)
+{
+    uint64_t low7 = v & (ONES * 0x7f);
+    uint64_t upper = (low7 + ONES * (0x80 - 'A')) & ~(low7 + ONES * (0x80 - 'Z' - 1)) & ~v & HIGHS;
+
+    return v | upper >> 2;
+}
+
+/* ASCII case-insensitive comparison of two counted strings of length n,
+ * eight bytes at a time. */
 static int ieq(const char *a, const char *b, size_t n)
 {
     size_t i;
 
-    for (i = 0; i < n; i++)
+    for (i = 0; i + 8 <= n; i += 8)
+        if (lower8(ld8(a + i)) != lower8(ld8(b + i)))
+            return 0;
+    for (; i < n; i++)
         if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
             return 0;
     return 1;
@@ -543,26 +653,36 @@ int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_h1_hd
         size_t nl;
         int fl;
 
-        while (CT(*p) & TN_H1_C_TCHAR)
-            p++;
-        if (*p != ':' || p == name) {
+        nl = 0;
+#ifdef __SSE2__
+        if (name + 16 <= end)
+            nl = name_run(name);
+#endif
+        if (name[nl] != ':') /* the rest by the table */
+            for (; CT(name[nl]) & TN_H1_C_TCHAR; nl++)
+                ;
+        p = name + nl;
+        if (nl == 0 || *p != ':') {
             *why = name_error(name, p);
             goto fail;
         }
-        nl = (size_t)(p - name);
         if (n == max) {
             f->status = 431;
             *why = "too many header fields";
             goto fail;
         }
-        for (val = p + 1; IS_WS(*val); val++)
-            ;
+        val = p + 1;
+        val += *val == ' '; /* the usual single SP, then any more OWS */
+        while (IS_WS(*val))
+            val++;
         ve = p = skip_fval(val, end);
         if (*p != '\r' || p[1] != '\n') {
             *why = value_error(p);
             goto fail;
         }
-        while (ve > val && IS_WS(ve[-1]))
+        /* ve[-1] is a value byte or the colon: of those, only SP and
+         * HTAB are not above ' ' */
+        while ((unsigned char)ve[-1] <= ' ' && ve > val)
             ve--;
         fl = classify(f, (const char *)name, nl, (const char *)val, (size_t)(ve - val), n, is_resp,
                       why);
@@ -644,8 +764,11 @@ static int host_valid(const char *h, size_t n)
             return 0;
         p++;
     } else {
-        for (s = p; p < e && (CT(*p) & TN_H1_C_HOST); p++)
+        /* No bounds test per byte: the head ends in CRLF, which stops it. */
+        for (s = p; CT(*p) & TN_H1_C_HOST; p++)
             ;
+        if (p > e)
+            p = e;
         if (p == s)
             return 0;
     }
@@ -740,9 +863,11 @@ static int parse_req_line(struct tn_h1_req *req, const char *buf, size_t len, si
         return 400;
     }
     p++;
-    /* Each test runs only if the previous byte was neither CR nor LF, so
-     * none reads past the CRLF CRLF that ends buf. */
-    if (!(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
+    /* "HTTP/1.1" CRLF in two loads when they fit; else each test runs only
+     * if the previous byte was neither CR nor LF, so none reads past the
+     * CRLF CRLF that ends buf. */
+    if (!(p + 10 <= buf + len && ld8(p) == ld8("HTTP/1.1") && ld2(p + 8) == ld2("\r\n")) &&
+        !(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
           IS_DIGIT(p[5]) && p[6] == '.' && IS_DIGIT(p[7]) && p[8] == '\r' && p[9] == '\n')) {
         *why = "invalid HTTP version";
         return 400;

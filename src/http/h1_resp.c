@@ -10,17 +10,30 @@
 
 #define IS_DIGIT(c) ((unsigned char)((c) - '0') <= 9)
 
+static inline uint64_t load8(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return v;
+}
+
 /* "HTTP/1.x SP 3DIGIT [SP reason] CRLF" at buf[start]; sets *off to the
- * first field line. buf ends with CRLF CRLF, and every test below runs only
- * after a byte that was neither CR nor LF, so none reads past it. */
-static int parse_status_line(struct tn_h1_resp *resp, const char *buf, size_t start, size_t *off,
-                             const struct tn_h1_limits *lim, const char **why)
+ * first field line. "HTTP/1.1" is one load when 9 bytes are left; else, as
+ * buf ends with CRLF CRLF, every test below runs only after a byte that was
+ * neither CR nor LF, so none reads past it. */
+static int parse_status_line(struct tn_h1_resp *resp, const char *buf, size_t len, size_t start,
+                             size_t *off, const struct tn_h1_limits *lim, const char **why)
 {
     const char *p = buf + start;
 
-    if (!(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
-          IS_DIGIT(p[5]) && p[6] == '.' && IS_DIGIT(p[7]) && p[8] == ' ' && IS_DIGIT(p[9]) &&
-          IS_DIGIT(p[10]) && IS_DIGIT(p[11]))) {
+    if (!(len - start >= 9 && load8(p) == load8("HTTP/1.1") && p[8] == ' ') &&
+        !(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
+          IS_DIGIT(p[5]) && p[6] == '.' && IS_DIGIT(p[7]) && p[8] == ' ')) {
+        *why = "invalid status line";
+        return TN_ERR;
+    }
+    if (!(IS_DIGIT(p[9]) && IS_DIGIT(p[10]) && IS_DIGIT(p[11]))) {
         *why = "invalid status line";
         return TN_ERR;
     }
@@ -116,7 +129,7 @@ int tn_h1_parse_resp(struct tn_h1_resp *resp, const char *buf, size_t len,
         *why = "response head too large";
         return TN_ERR;
     }
-    if (parse_status_line(resp, buf, start, &off, lim, why) != TN_OK)
+    if (parse_status_line(resp, buf, len, start, &off, lim, why) != TN_OK)
         return TN_ERR;
     if (tn_h1_parse_fields(buf, len, &off, hdrs, lim->max_headers, 1, &f, why) != TN_OK)
         return TN_ERR;

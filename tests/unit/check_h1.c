@@ -732,6 +732,121 @@ START_TEST(h1_scan_errors_are_immediate)
 }
 END_TEST
 
+/* The scanner's word-at-a-time paths: long lines, control bytes deep in a
+ * value, and a head that ends exactly at the size limit. */
+START_TEST(h1_scan_long_lines)
+{
+    static const char tab[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789abcdef\t0123456789"
+                              "abcdef 0123456789abcdef\r\n\r\n";
+    static const char nul[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789abcdef0123456789"
+                              "abcdef\0"
+                              "123456789abcdef\r\n\r\n";
+    static const char vt[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789abcdef0123456789"
+                             "abcdef\v123456789abcdef\r\n\r\n";
+    /* 64 bytes up to the blank line, which makes it 66 */
+    static const char edge[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                               "X-Pad: 1234567890\r\n\r\n";
+    struct tn_h1_limits small = {64, 20, 8};
+    struct tn_h1_scan sc = {0};
+    size_t hl = 0;
+    int st = 0;
+    const char *why;
+
+    ck_assert_int_eq(REQ(tab), 0);
+    ck_assert(hdr_is(1, "X-Long", "0123456789abcdef\t0123456789abcdef 0123456789abcdef"));
+    ck_assert_int_eq(REQ(nul), 400);
+    ck_assert_str_eq(W, "NUL in head");
+    ck_assert_int_eq(REQ(vt), 400); /* the scanner lets VT through; the parser does not */
+    ck_assert_str_eq(W, "control byte in field value");
+    ck_assert_uint_eq(sizeof(edge) - 1, 66);
+    /* every field line fits; the wait at 64 bytes ends in 431 once more come */
+    ck_assert_int_eq(tn_h1_scan(&sc, edge, 64, &small, 0, &hl, &st, &why), TN_AGAIN);
+    ck_assert_int_eq(tn_h1_scan(&sc, edge, 66, &small, 0, &hl, &st, &why), TN_ERR);
+    ck_assert_int_eq(st, 431);
+    memset(&sc, 0, sizeof(sc));
+    ck_assert_int_eq(tn_h1_scan(&sc, edge, 63, &small, 0, &hl, &st, &why), TN_AGAIN);
+    ck_assert_int_eq(tn_h1_scan(&sc, edge, 64, &small, 0, &hl, &st, &why), TN_AGAIN);
+    ck_assert_int_eq(tn_h1_scan(&sc, edge, 65, &small, 0, &hl, &st, &why), TN_ERR);
+    ck_assert_int_eq(st, 431);
+    /* a response without fields: the status line, then the blank line */
+    memset(&sc, 0, sizeof(sc));
+    ck_assert_int_eq(tn_h1_scan(&sc, "HTTP/1.1 204 No Content\r\n\r\n", 27, &L, 1, &hl, &st, &why),
+                     TN_OK);
+    ck_assert_uint_eq(hl, 27);
+}
+END_TEST
+
+/* Field names of 16 bytes and more, and ones with token bytes other than
+ * letters, digits and '-'. */
+START_TEST(h1_long_field_names)
+{
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "X-Forwarded-Proto: https\r\n"
+                         "Accept_Encoding.v2~x: gzip\r\nX-A-Very-Long-Field-Name-0123: 1\r\n"
+                         "proxy-CONNECTION: x\r\n\r\n"),
+                     0);
+    ck_assert(hdr_is(1, "X-Forwarded-Proto", "https"));
+    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_XFP);
+    ck_assert(hdr_is(2, "Accept_Encoding.v2~x", "gzip"));
+    ck_assert(hdr_is(3, "X-A-Very-Long-Field-Name-0123", "1"));
+    ck_assert_uint_eq(hdrs[4].flags, TN_H1_HDR_F_HOP);
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "0123456789abcdef(: 1\r\n\r\n"), 400);
+    ck_assert_str_eq(W, "invalid byte in field name");
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "0123456789abcdef : 1\r\n\r\n"), 400);
+    ck_assert_str_eq(W, "whitespace before colon");
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "0123456789abcdef\r\n\r\n"), 400);
+    ck_assert_str_eq(W, "field line without colon");
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "a`b`c`d`e: 1\r\n\r\n"), 0);
+    ck_assert_ptr_eq(tn_h1_find(hdrs, R.nhdrs, "A`B`C`D`E"), &hdrs[1]);
+    ck_assert_ptr_null(tn_h1_find(hdrs, R.nhdrs, "a@b@c@d@e")); /* '`' is not '@' folded */
+}
+END_TEST
+
+/* Content-Length at the edges of the digit count and of 2^62. */
+START_TEST(h1_content_length_edges)
+{
+    ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Content-Length: 999999999999999999\r\n\r\n"), 0);
+    ck_assert_uint_eq(R.content_length, 999999999999999999ULL);
+    ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Content-Length: 4611686018427387904\r\n\r\n"), 0);
+    ck_assert_uint_eq(R.content_length, (uint64_t)1 << 62);
+    ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Content-Length: 4611686018427387905\r\n\r\n"),
+                     400);
+    ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Content-Length: 9999999999999999999\r\n\r\n"),
+                     400);
+    ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Content-Length: 000000000000000000007\r\n\r\n"),
+                     0);
+    ck_assert_uint_eq(R.content_length, 7);
+}
+END_TEST
+
+/* Which fields the Connection tokens flag HOP when the tokens name fields
+ * that are hop-by-hop anyway, or "close". */
+START_TEST(h1_connection_names)
+{
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: keep-alive\r\nClose: 1\r\n"
+                         "Keep-Alive: 5\r\n\r\n"),
+                     0);
+    ck_assert_uint_eq(hdrs[2].flags, 0); /* Close */
+    ck_assert_uint_eq(hdrs[3].flags, TN_H1_HDR_F_HOP);
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: close\r\nClose: 1\r\n\r\n"), 0);
+    ck_assert_uint_eq(hdrs[2].flags, 0);
+    /* once another token is there, every token names a field, "close" too */
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Close: 1\r\nConnection: close\r\n"
+                         "Connection: keep-alive\r\n\r\n"),
+                     0);
+    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_HOP);
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: Upgrade, TE\r\nUpgrade: h2c\r\n"
+                         "X-Forwarded-For: 1.2.3.4\r\nTE: trailers\r\n\r\n"),
+                     0);
+    ck_assert_uint_eq(hdrs[2].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[3].flags, TN_H1_HDR_F_XFF);
+    ck_assert_uint_eq(hdrs[4].flags, TN_H1_HDR_F_HOP);
+    ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: upgrade, x-forwarded-for\r\n"
+                         "X-Forwarded-For: 1.2.3.4\r\n\r\n"),
+                     0);
+    ck_assert_uint_eq(hdrs[2].flags, TN_H1_HDR_F_XFF | TN_H1_HDR_F_HOP);
+}
+END_TEST
+
 START_TEST(h1_lookups)
 {
     const struct tn_h1_hdr *h;
@@ -998,6 +1113,10 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, h1_too_many_headers);
     tcase_add_test(tc, h1_scan_resumes);
     tcase_add_test(tc, h1_scan_errors_are_immediate);
+    tcase_add_test(tc, h1_scan_long_lines);
+    tcase_add_test(tc, h1_long_field_names);
+    tcase_add_test(tc, h1_content_length_edges);
+    tcase_add_test(tc, h1_connection_names);
     tcase_add_test(tc, h1_lookups);
     tcase_add_test(tc, h1_reasons);
     suite_add_tcase(s, tc);

@@ -51,6 +51,8 @@ struct tn_worker {
     int notify_fd;                 /* eventfd the control thread writes to wake the worker */
     struct event *notify_ev;
     struct event *tick_ev;         /* once a second: pool sweep */
+    struct event *resume_ev;       /* re-enables accepting after an accept() failure */
+    uint64_t accept_err_logged_ms;
     atomic_uint cmds;              /* TN_WORKER_CMD_* bits posted by the control thread */
     struct pcre2_real_match_data_8 *md;
     struct tn_pool **pools;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,6 +58,21 @@ static int bind_listener(const struct tn_conf_addr *a, const char **why)
         return -1;
     }
     return fd;
+}
+
+/* Each client connection can hold an upstream one: make room for both, up
+ * to the hard limit, as HAProxy and NGINX do. */
+static void raise_nofile(const struct tn_conf *c)
+{
+    rlim_t need = (rlim_t)c->limits.connections * 2 + 256;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+        tn_log(TN_LOG_WARN, "open files limited to %llu, below the %llu that limits.connections %u needs",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)need, c->limits.connections);
 }
 
 static int load_plan(const char *path, uint64_t version, struct tn_plan **out)
@@ -287,6 +303,7 @@ int tn_server_run(const char *path)
     if (load_plan(path, 1, &s.plan) != TN_OK)
         return 1;
     warn_unserved(s.plan->conf);
+    raise_nofile(s.plan->conf);
     if (tn_accesslog_open(s.plan->conf->access_log, &why) != TN_OK) {
         tn_log(TN_LOG_ERR, "access log %s: %s", s.plan->conf->access_log, why);
         tn_plan_unref(s.plan);

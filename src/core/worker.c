@@ -177,13 +177,33 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         set_listening(w, 0);
 }
 
-static void on_accept_error(struct evconnlistener *l, void *arg)
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct tn_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (!w->draining && w->nclients < w->max_clients)
+        set_listening(w, 1);
+}
+
+/* accept() failed: out of descriptors or memory. Stop accepting for 100 ms
+ * instead of spinning on a listener that stays readable. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    static const struct timeval pause = { 0, 100 * 1000 };
+    struct tn_worker *w = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    uint64_t now = tn_now_ms();
 
     (void)l;
-    tn_log(TN_LOG_WARN, "worker %d: accept: %s", w->id, evutil_socket_error_to_string(err));
+    if (now - w->accept_err_logged_ms >= 1000) {
+        tn_log(TN_LOG_WARN, "worker %d: accept: %s; pausing accepts", w->id,
+               evutil_socket_error_to_string(err));
+        w->accept_err_logged_ms = now;
+    }
+    set_listening(w, 0);
+    evtimer_add(w->resume_ev, &pause);
 }
 
 void tn_worker_client_gone(struct tn_worker *w)
@@ -218,6 +238,7 @@ static void start_drain(struct tn_worker *w)
         return;
     w->draining = 1;
     event_del(w->tick_ev);
+    event_del(w->resume_ev);
     free_listeners(w);
     tn_client_close_idle(w);
     tn_pool_close_idle(w);
@@ -285,6 +306,7 @@ struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *p
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     event_add(w->notify_ev, NULL);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    w->resume_ev = evtimer_new(w->base, on_accept_resume, w);
     {
         struct timeval one_s = { 1, 0 };
 
@@ -358,6 +380,7 @@ void tn_worker_join_free(struct tn_worker *w)
     wplan_free(w->wp);
     event_free(w->notify_ev);
     event_free(w->tick_ev);
+    event_free(w->resume_ev);
     close(w->notify_fd);
     pcre2_match_data_free(w->md);
     event_base_free(w->base);

@@ -86,6 +86,7 @@ struct tn_client {
     uint64_t resp_left;
     struct tn_chunked resp_chunked;
     int resp_to_http10;
+    unsigned interim; /* 1xx responses relayed in this exchange */
     struct tn_exchange_log log;
 };
 

@@ -84,6 +84,7 @@ static void reset_exchange(struct tn_client *c)
     c->req_left = c->resp_left = c->body_period = 0;
     c->resp_status = 0;
     c->resp_to_http10 = 0;
+    c->interim = 0;
     c->flags &= TN_CLIENT_F_DEAD | TN_CLIENT_F_EOF | TN_CLIENT_F_CLOSE_AFTER | TN_CLIENT_F_READ_OFF;
 }
 

@@ -547,6 +547,27 @@ static int add_conn(struct tn_h1_fields *f, const char *v, size_t n, const char 
     return r < 0 ? TN_ERR : TN_OK;
 }
 
+/* 1 when n spells want with at least one '_' where want has '-' (case-
+ * insensitive): CGI, WSGI and PHP map both to the same variable, so a
+ * backend could frame a body by Content_Length while we frame it otherwise. */
+static int underscore_lookalike(const char *n, const char *want, size_t len)
+{
+    size_t i;
+    int under = 0;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)n[i];
+
+        if (c == '_' && want[i] == '-') {
+            under = 1;
+            continue;
+        }
+        if ((c | 0x20) != (unsigned char)want[i])
+            return 0;
+    }
+    return under;
+}
+
 /* The flags of field idx from its name, feeding the fields that matter to
  * framing into *f; -1 on error. Responses only get HOP and FRAMING. */
 static inline int classify(struct tn_h1_fields *f, const char *n, size_t nl, const char *v,
@@ -576,17 +597,35 @@ static inline int classify(struct tn_h1_fields *f, const char *n, size_t nl, con
             f->conn_first = idx;
         return add_conn(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_HOP : -1;
     case 14:
-        if (!name_is(n, "content-length", 14))
+        if (!name_is(n, "content-length", 14)) {
+            if (!is_resp && underscore_lookalike(n, "content-length", 14)) {
+                *why = "Content_Length look-alike field";
+                return -1;
+            }
             return 0;
+        }
         return add_cl(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_FRAMING : -1;
     case 15:
-        return !is_resp && name_is(n, "x-forwarded-for", 15) ? TN_H1_HDR_F_XFF : 0;
+        if (is_resp)
+            return 0;
+        if (name_is(n, "x-forwarded-for", 15))
+            return TN_H1_HDR_F_XFF;
+        /* X_Forwarded_For would reach CGI-style apps as the real one: dropped */
+        return underscore_lookalike(n, "x-forwarded-for", 15) ? TN_H1_HDR_F_HOP : 0;
     case 16:
         return name_is(n, "proxy-connection", 16) ? TN_H1_HDR_F_HOP : 0;
     case 17:
         if (name_is(n, "transfer-encoding", 17))
             return add_te(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_FRAMING : -1;
-        return !is_resp && name_is(n, "x-forwarded-proto", 17) ? TN_H1_HDR_F_XFP : 0;
+        if (is_resp)
+            return 0;
+        if (name_is(n, "x-forwarded-proto", 17))
+            return TN_H1_HDR_F_XFP;
+        if (underscore_lookalike(n, "transfer-encoding", 17)) {
+            *why = "Transfer_Encoding look-alike field";
+            return -1;
+        }
+        return underscore_lookalike(n, "x-forwarded-proto", 17) ? TN_H1_HDR_F_HOP : 0;
     }
     return 0;
 }

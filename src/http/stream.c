@@ -24,6 +24,9 @@
 /* A request body must make this much progress per client_body period (or
  * finish): a client trickling bytes to hold a connection is cut off. */
 #define TN_BODY_MIN_PER_PERIOD 1024u
+/* More 1xx responses than this before the final one is a broken backend
+ * (a client that does not read would otherwise make us buffer them all). */
+#define TN_MAX_INTERIM 16
 
 /* ---- head serialization into the worker's scratch space ---- */
 
@@ -109,8 +112,12 @@ static int write_request_head(struct tn_client *c, struct evbuffer *out)
         const struct tn_h1_hdr *h = &r->hdrs[i];
 
         if (!(h->flags & (TN_H1_HDR_F_HOP | TN_H1_HDR_F_FRAMING | TN_H1_HDR_F_HOST |
-                          TN_H1_HDR_F_XFF | TN_H1_HDR_F_XFP)))
+                          TN_H1_HDR_F_XFF | TN_H1_HDR_F_XFP))) {
+            /* RFC 9110 10.1.1: Expect from an HTTP/1.0 client is ignored */
+            if (r->minor == 0 && h->name_len == 6 && tn_strieq(h->name, 6, "expect"))
+                continue;
             sb_field(&b, h);
+        }
         else if ((h->flags & TN_H1_HDR_F_XFF) && h->value_len)
             xff = 1;
     }
@@ -161,8 +168,9 @@ static int write_response_head(struct tn_client *c, const struct tn_h1_resp *rs,
         if (!(h->flags & (TN_H1_HDR_F_HOP | TN_H1_HDR_F_FRAMING)))
             sb_field(&b, h);
         else if ((h->flags & TN_H1_HDR_F_FRAMING) && rs->framing == TN_H1_BODY_NONE && !interim &&
+                 (rs->status == 304 || c->req.method == TN_H1_M_HEAD) &&
                  tn_strieq(h->name, h->name_len, "content-length"))
-            sb_field(&b, h); /* HEAD and 304 keep the length they describe */
+            sb_field(&b, h); /* HEAD and 304 keep the length they describe; never 204 */
     }
     if (!interim) {
         if (rs->framing == TN_H1_BODY_LENGTH) {
@@ -524,6 +532,10 @@ static void read_response_head(struct tn_client *c)
             return;
         }
         if (rs.status < 200) {
+            if (++c->interim > TN_MAX_INTERIM) {
+                upstream_failed(c, 502, "too_many_interim_responses", 0);
+                return;
+            }
             if (c->req.minor == 1 && write_response_head(c, &rs, c->io.out, 1) != TN_OK) {
                 upstream_failed(c, 502, "response_head_too_large", 0);
                 return;

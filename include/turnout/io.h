@@ -37,6 +37,7 @@ struct tn_io {
     uint32_t flags;
     int err;
     size_t low;
+    size_t rsize; /* bytes to reserve for the next read, 4 KiB .. TN_IO_CHUNK */
     struct evbuffer *in, *out;
     struct event rev, wev;
     tn_io_read_cb on_read;

@@ -14,6 +14,8 @@
 #include "turnout/common.h"
 #include "turnout/io.h"
 
+#define TN_IO_MIN_READ (4u << 10)
+
 static void set_writing(struct tn_io *io, int on)
 {
     if (on && !(io->flags & TN_IO_F_WRITING)) {
@@ -96,7 +98,7 @@ static ssize_t read_in(struct tn_io *io)
 {
     struct evbuffer_iovec vec[2];
     struct iovec iov[2];
-    int nvec = evbuffer_reserve_space(io->in, TN_IO_CHUNK, vec, 2), i;
+    int nvec = evbuffer_reserve_space(io->in, io->rsize, vec, 2), i;
     ssize_t n, left;
 
     if (nvec <= 0) {
@@ -112,6 +114,13 @@ static ssize_t read_in(struct tn_io *io)
         evbuffer_commit_space(io->in, vec, 0);
         return n;
     }
+    /* size the next reservation to the traffic: a full read doubles it (up
+     * to TN_IO_CHUNK for bodies), a small one shrinks it, so small messages
+     * do not malloc and free a 64 KiB chain each */
+    if ((size_t)n >= io->rsize && io->rsize < TN_IO_CHUNK)
+        io->rsize *= 2;
+    else if ((size_t)n < io->rsize / 8 && io->rsize > TN_IO_MIN_READ)
+        io->rsize /= 2;
     left = n;
     for (i = 0; i < nvec; i++) {
         size_t take = (size_t)left < vec[i].iov_len ? (size_t)left : vec[i].iov_len;
@@ -157,6 +166,7 @@ int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting
     io->flags = connecting ? TN_IO_F_CONNECTING : 0;
     io->err = 0;
     io->low = 0;
+    io->rsize = TN_IO_MIN_READ;
     io->in = evbuffer_new();
     io->out = evbuffer_new();
     if (!io->in || !io->out) {

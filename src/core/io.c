@@ -160,8 +160,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting)
+int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting,
+               struct tn_io_batch *batch)
 {
+    io->batch = batch;
     io->fd = fd;
     io->flags = connecting ? TN_IO_F_CONNECTING : 0;
     io->err = 0;
@@ -186,6 +188,8 @@ int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting
 
 void tn_io_deinit(struct tn_io *io)
 {
+    if (io->flags & TN_IO_F_DIRTY)
+        TAILQ_REMOVE(&io->batch->dirty, io, dirty_link);
     event_del(&io->rev);
     event_del(&io->wev);
     close(io->fd);
@@ -234,6 +238,52 @@ void tn_io_flush(struct tn_io *io)
     }
     if ((io->flags & TN_IO_F_NOTIFY) && evbuffer_get_length(io->out) <= io->low)
         event_active(&io->wev, EV_WRITE, 1); /* on_write from a fresh callback */
+}
+
+static void on_batch(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_io_batch *b = arg;
+    struct tn_io *io;
+
+    (void)fd;
+    (void)what;
+    b->armed = 0;
+    while ((io = TAILQ_FIRST(&b->dirty)) != NULL) {
+        TAILQ_REMOVE(&b->dirty, io, dirty_link);
+        io->flags &= ~TN_IO_F_DIRTY;
+        tn_io_flush(io);
+    }
+}
+
+int tn_io_batch_init(struct tn_io_batch *b, struct event_base *base)
+{
+    TAILQ_INIT(&b->dirty);
+    b->armed = 0;
+    b->ev = event_new(base, -1, 0, on_batch, b);
+    return b->ev ? TN_OK : TN_ERR;
+}
+
+void tn_io_batch_deinit(struct tn_io_batch *b)
+{
+    if (b->ev)
+        event_free(b->ev);
+    b->ev = NULL;
+}
+
+void tn_io_flush_later(struct tn_io *io)
+{
+    struct tn_io_batch *b = io->batch;
+
+    if (io->flags & TN_IO_F_DIRTY)
+        return;
+    if (!evbuffer_get_length(io->out) && !(io->flags & TN_IO_F_NOTIFY))
+        return;
+    io->flags |= TN_IO_F_DIRTY;
+    TAILQ_INSERT_TAIL(&b->dirty, io, dirty_link);
+    if (!b->armed) {
+        b->armed = 1;
+        event_active(b->ev, EV_TIMEOUT, 1);
+    }
 }
 
 void tn_io_kick(struct tn_io *io)

@@ -357,7 +357,7 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     evutil_make_socket_nonblocking(fd);
     c->timer = evtimer_new(w->base, on_timer, c);
-    if (!c->timer || tn_io_init(&c->io, w->base, fd, 0) != TN_OK) {
+    if (!c->timer || tn_io_init(&c->io, w->base, fd, 0, &w->batch) != TN_OK) {
         if (c->timer)
             event_free(c->timer);
         else
@@ -381,9 +381,9 @@ int tn_client_reap(struct tn_client *c)
 
     if (!(c->flags & TN_CLIENT_F_DEAD)) {
         /* end of a callback: write what it queued, on both sides, now */
-        tn_io_flush(&c->io);
+        tn_io_flush_later(&c->io);
         if (c->up)
-            tn_io_flush(&c->up->io);
+            tn_io_flush_later(&c->up->io);
         return 0;
     }
     if (c->up)

@@ -74,6 +74,8 @@ struct tn_worker {
     void *on_exit_arg;
     char date[40]; /* cached ISO time for the access log */
     int64_t date_sec;
+    char http_date[40]; /* cached IMF-fixdate for Date fields */
+    int64_t http_date_sec;
 };
 
 #endif

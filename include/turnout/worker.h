@@ -31,6 +31,10 @@ void tn_worker_join_free(struct tn_worker *w);
 struct tn_wplan *tn_wplan_acquire(struct tn_worker *w);
 void tn_wplan_release(struct tn_worker *w, struct tn_wplan *wp);
 
+/* Worker thread: the current time as an IMF-fixdate ("Sun, 06 Nov 1994
+ * 08:49:37 GMT"), formatted once a second. */
+const char *tn_worker_http_date(struct tn_worker *w);
+
 /* Worker thread: a client connection ended; may re-enable accepting or
  * finish a drain. */
 void tn_worker_client_gone(struct tn_worker *w);

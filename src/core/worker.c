@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "turnout/accesslog.h"
@@ -113,6 +114,20 @@ static int size_scratch(struct tn_worker *w, const struct tn_conf *conf)
         w->max_hdrs = nh;
     }
     return TN_OK;
+}
+
+const char *tn_worker_http_date(struct tn_worker *w)
+{
+    time_t now = time(NULL);
+
+    if (now != w->http_date_sec) {
+        struct tm tm;
+
+        gmtime_r(&now, &tm);
+        strftime(w->http_date, sizeof(w->http_date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        w->http_date_sec = now;
+    }
+    return w->http_date;
 }
 
 struct tn_wplan *tn_wplan_acquire(struct tn_worker *w)

@@ -137,7 +137,8 @@ void tn_client_error(struct tn_client *c, int status, const char *reason, int cl
 
     if (close_after || c->w->draining)
         c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-    c->log.bytes_out += tn_reply_error(out, status, !!(c->flags & TN_CLIENT_F_CLOSE_AFTER));
+    c->log.bytes_out += tn_reply_error(out, status, !!(c->flags & TN_CLIENT_F_CLOSE_AFTER),
+                                      tn_worker_http_date(c->w));
     c->log.status = status;
     c->log.reason = reason;
     c->flags |= TN_CLIENT_F_RESP_SENT;

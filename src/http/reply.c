@@ -37,7 +37,7 @@ static const char *body_for(int status)
     return "Error.\n";
 }
 
-size_t tn_reply_error(struct evbuffer *out, int status, int close_conn)
+size_t tn_reply_error(struct evbuffer *out, int status, int close_conn, const char *date)
 {
     const char *body = body_for(status);
     size_t blen = strlen(body);
@@ -45,9 +45,9 @@ size_t tn_reply_error(struct evbuffer *out, int status, int close_conn)
     int n;
 
     n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                 "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                  "Cache-Control: no-store\r\n%s\r\n",
-                 status, tn_h1_reason(status), blen, close_conn ? "Connection: close\r\n" : "");
+                 status, tn_h1_reason(status), date, blen, close_conn ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         return 0;
     evbuffer_add(out, head, (size_t)n);

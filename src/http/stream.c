@@ -157,6 +157,7 @@ static int write_response_head(struct tn_client *c, const struct tn_h1_resp *rs,
     char status[4] = { (char)('0' + rs->status / 100), (char)('0' + rs->status / 10 % 10),
                        (char)('0' + rs->status % 10), ' ' };
     unsigned i;
+    int dated = 0;
 
     SB_LIT(&b, "HTTP/1.1 ");
     sb_add(&b, status, 4);
@@ -165,12 +166,24 @@ static int write_response_head(struct tn_client *c, const struct tn_h1_resp *rs,
     for (i = 0; i < rs->nhdrs; i++) {
         const struct tn_h1_hdr *h = &rs->hdrs[i];
 
-        if (!(h->flags & (TN_H1_HDR_F_HOP | TN_H1_HDR_F_FRAMING)))
+        if (!(h->flags & (TN_H1_HDR_F_HOP | TN_H1_HDR_F_FRAMING))) {
             sb_field(&b, h);
+            dated |= h->name_len == 4 && tn_strieq(h->name, 4, "date");
+        }
         else if ((h->flags & TN_H1_HDR_F_FRAMING) && rs->framing == TN_H1_BODY_NONE && !interim &&
                  (rs->status == 304 || c->req.method == TN_H1_M_HEAD) &&
                  tn_strieq(h->name, h->name_len, "content-length"))
             sb_field(&b, h); /* HEAD and 304 keep the length they describe; never 204 */
+    }
+    /* RFC 9110 7.6.3: a proxy adds Via to what it forwards; 6.6.1: a
+     * response forwarded without Date gets the time it was received */
+    SB_LIT(&b, "Via: 1.1 turnout\r\n");
+    if (!dated && !interim) {
+        const char *date = tn_worker_http_date(w);
+
+        SB_LIT(&b, "Date: ");
+        sb_add(&b, date, strlen(date));
+        SB_LIT(&b, "\r\n");
     }
     if (!interim) {
         if (rs->framing == TN_H1_BODY_LENGTH) {

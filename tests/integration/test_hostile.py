@@ -30,6 +30,7 @@ carried bytes beyond its response is never reused, so those bytes can never
 be read as the response to another request.
 """
 
+import email.utils
 import socket
 import time
 
@@ -1185,3 +1186,33 @@ def test_expect_from_http10_client_is_not_forwarded(pinned, legacy):
     (q,) = legacy.completed("/")
     assert q.header("Expect") is None, q.headers
     assert q.body_len == 5
+
+
+# ------------------------------------------------- Via and Date on responses --
+
+def test_forwarded_response_gets_via_and_a_date_when_it_has_none(turnout_factory,
+                                                                 backend_factory, connect):
+    """RFC 9110 7.6.3: a proxy sends Via in each message it forwards; 6.6.1:
+    a response forwarded without Date gets the time it was received."""
+    b = _raw(backend_factory, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    r = connect(_pinned(turnout_factory, b)).get("/")
+    assert r.status == 200 and r.body == b"ok"
+    assert r.header("Via") == "1.1 turnout", r.headers
+    date = r.header("Date")
+    assert date is not None, r.headers
+    email.utils.parsedate_to_datetime(date)  # an IMF-fixdate
+
+
+def test_forwarded_response_keeps_the_backend_date_and_via(turnout_factory, backend_factory,
+                                                           connect):
+    b = _raw(backend_factory, b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+             b"Via: 1.1 origin-cache\r\nContent-Length: 2\r\n\r\nok")
+    r = connect(_pinned(turnout_factory, b)).get("/")
+    assert [v for k, v in r.headers if k.lower() == "date"] == ["Sun, 06 Nov 1994 08:49:37 GMT"]
+    assert [v for k, v in r.headers if k.lower() == "via"] == ["1.1 origin-cache", "1.1 turnout"]
+
+
+def test_error_replies_are_dated(pinned):
+    r, _, _ = _exchange(pinned, b"GET / HTTP/1.1\r\n\r\n")  # no Host: 400
+    assert r is not None and r.status == 400
+    email.utils.parsedate_to_datetime(r.header("Date"))

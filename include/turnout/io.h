@@ -9,7 +9,6 @@
 #include <event2/event_struct.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
 
 struct evbuffer;
 struct event_base;
@@ -32,46 +31,23 @@ typedef void (*tn_io_event_cb)(struct tn_io *io, int what, void *arg);
 #define TN_IO_F_NOTIFY 0x08     /* call on_write when out <= low */
 #define TN_IO_F_FAILED 0x10     /* a write failed; reported from a fresh callback */
 #define TN_IO_F_EOF 0x20        /* read returned 0 */
-#define TN_IO_F_DIRTY 0x40      /* queued in its batch for a flush */
-
-/* Connections whose output waits for the end of the current batch of
- * events: all the responses one epoll round produced leave together, so
- * peers see them in one wake-up. One per worker. */
-struct tn_io_batch {
-    struct event *ev;
-    TAILQ_HEAD(, tn_io) dirty;
-    int armed;
-};
 
 struct tn_io {
     int fd;
     uint32_t flags;
     int err;
     size_t low;
-    size_t rsize; /* bytes to reserve for the next read, 4 KiB .. TN_IO_CHUNK */
     struct evbuffer *in, *out;
     struct event rev, wev;
     tn_io_read_cb on_read;
     tn_io_write_cb on_write;
     tn_io_event_cb on_event;
     void *arg;
-    struct tn_io_batch *batch;
-    TAILQ_ENTRY(tn_io) dirty_link;
 };
 
 /* Sets io up on fd (non-blocking, taken: closed by tn_io_deinit). With
- * connecting, waits for the connect to complete. Flushes requested with
- * tn_io_flush_later() go through batch. Returns TN_OK or TN_ERR. */
-int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting,
-               struct tn_io_batch *batch);
-
-/* Prepares / releases a worker's flush batch. */
-int tn_io_batch_init(struct tn_io_batch *b, struct event_base *base);
-void tn_io_batch_deinit(struct tn_io_batch *b);
-
-/* Queues io for a flush once the events already due in this loop round
- * have run. */
-void tn_io_flush_later(struct tn_io *io);
+ * connecting, waits for the connect to complete. Returns TN_OK or TN_ERR. */
+int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting);
 
 /* Closes the socket, frees the buffers. */
 void tn_io_deinit(struct tn_io *io);

@@ -10,7 +10,6 @@
 #include <sys/queue.h>
 
 #include "turnout/balance.h"
-#include "turnout/io.h"
 #include "turnout/pool-t.h"
 #include "turnout/route-t.h"
 
@@ -59,7 +58,6 @@ struct tn_worker {
     struct tn_pool **pools;
     size_t npools;
     struct tn_client_list clients;
-    struct tn_io_batch batch; /* outputs flushed at the end of each event round */
     uint32_t nclients;
     uint32_t max_clients;
     int listening;

@@ -14,8 +14,6 @@
 #include "turnout/common.h"
 #include "turnout/io.h"
 
-#define TN_IO_MIN_READ (4u << 10)
-
 static void set_writing(struct tn_io *io, int on)
 {
     if (on && !(io->flags & TN_IO_F_WRITING)) {
@@ -98,7 +96,7 @@ static ssize_t read_in(struct tn_io *io)
 {
     struct evbuffer_iovec vec[2];
     struct iovec iov[2];
-    int nvec = evbuffer_reserve_space(io->in, io->rsize, vec, 2), i;
+    int nvec = evbuffer_reserve_space(io->in, TN_IO_CHUNK, vec, 2), i;
     ssize_t n, left;
 
     if (nvec <= 0) {
@@ -114,13 +112,6 @@ static ssize_t read_in(struct tn_io *io)
         evbuffer_commit_space(io->in, vec, 0);
         return n;
     }
-    /* size the next reservation to the traffic: a full read doubles it (up
-     * to TN_IO_CHUNK for bodies), a small one shrinks it, so small messages
-     * do not malloc and free a 64 KiB chain each */
-    if ((size_t)n >= io->rsize && io->rsize < TN_IO_CHUNK)
-        io->rsize *= 2;
-    else if ((size_t)n < io->rsize / 8 && io->rsize > TN_IO_MIN_READ)
-        io->rsize /= 2;
     left = n;
     for (i = 0; i < nvec; i++) {
         size_t take = (size_t)left < vec[i].iov_len ? (size_t)left : vec[i].iov_len;
@@ -160,15 +151,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting,
-               struct tn_io_batch *batch)
+int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting)
 {
-    io->batch = batch;
     io->fd = fd;
     io->flags = connecting ? TN_IO_F_CONNECTING : 0;
     io->err = 0;
     io->low = 0;
-    io->rsize = TN_IO_MIN_READ;
     io->in = evbuffer_new();
     io->out = evbuffer_new();
     if (!io->in || !io->out) {
@@ -188,8 +176,6 @@ int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting
 
 void tn_io_deinit(struct tn_io *io)
 {
-    if (io->flags & TN_IO_F_DIRTY)
-        TAILQ_REMOVE(&io->batch->dirty, io, dirty_link);
     event_del(&io->rev);
     event_del(&io->wev);
     close(io->fd);
@@ -238,52 +224,6 @@ void tn_io_flush(struct tn_io *io)
     }
     if ((io->flags & TN_IO_F_NOTIFY) && evbuffer_get_length(io->out) <= io->low)
         event_active(&io->wev, EV_WRITE, 1); /* on_write from a fresh callback */
-}
-
-static void on_batch(evutil_socket_t fd, short what, void *arg)
-{
-    struct tn_io_batch *b = arg;
-    struct tn_io *io;
-
-    (void)fd;
-    (void)what;
-    b->armed = 0;
-    while ((io = TAILQ_FIRST(&b->dirty)) != NULL) {
-        TAILQ_REMOVE(&b->dirty, io, dirty_link);
-        io->flags &= ~TN_IO_F_DIRTY;
-        tn_io_flush(io);
-    }
-}
-
-int tn_io_batch_init(struct tn_io_batch *b, struct event_base *base)
-{
-    TAILQ_INIT(&b->dirty);
-    b->armed = 0;
-    b->ev = event_new(base, -1, 0, on_batch, b);
-    return b->ev ? TN_OK : TN_ERR;
-}
-
-void tn_io_batch_deinit(struct tn_io_batch *b)
-{
-    if (b->ev)
-        event_free(b->ev);
-    b->ev = NULL;
-}
-
-void tn_io_flush_later(struct tn_io *io)
-{
-    struct tn_io_batch *b = io->batch;
-
-    if (io->flags & TN_IO_F_DIRTY)
-        return;
-    if (!evbuffer_get_length(io->out) && !(io->flags & TN_IO_F_NOTIFY))
-        return;
-    io->flags |= TN_IO_F_DIRTY;
-    TAILQ_INSERT_TAIL(&b->dirty, io, dirty_link);
-    if (!b->armed) {
-        b->armed = 1;
-        event_active(b->ev, EV_TIMEOUT, 1);
-    }
 }
 
 void tn_io_kick(struct tn_io *io)

@@ -318,10 +318,6 @@ struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *p
         *why = "cannot create an event base";
         return NULL;
     }
-    if (tn_io_batch_init(&w->batch, w->base) != TN_OK) {
-        *why = "out of memory";
-        return NULL;
-    }
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     event_add(w->notify_ev, NULL);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
@@ -399,7 +395,6 @@ void tn_worker_join_free(struct tn_worker *w)
     wplan_free(w->wp);
     event_free(w->notify_ev);
     event_free(w->tick_ev);
-    tn_io_batch_deinit(&w->batch);
     event_free(w->resume_ev);
     close(w->notify_fd);
     pcre2_match_data_free(w->md);

@@ -88,16 +88,16 @@ static void reset_exchange(struct tn_client *c)
     c->flags &= TN_CLIENT_F_DEAD | TN_CLIENT_F_EOF | TN_CLIENT_F_CLOSE_AFTER | TN_CLIENT_F_READ_OFF;
 }
 
-/* Flushes what is queued, then half-closes and drains the input for a
- * moment so the peer reads our last response instead of a reset. */
+/* Flushes what is queued (a slow reader gets client_idle for it), then
+ * half-closes and drains the input for a moment so the peer reads our last
+ * response instead of a reset. */
 static void start_closing(struct tn_client *c)
 {
     tn_client_set_state(c, TN_CLIENT_CLOSING);
-    evtimer_del(c->timer);
     tn_io_read(&c->io, 1);
     evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
     tn_io_notify_low(&c->io, 0); /* on_write: flushed, now half-close */
-    tn_client_arm(c, &linger_tv);
+    tn_client_arm(c, c->w->wp->tv_idle);
 }
 
 static void read_head(struct tn_client *c);
@@ -271,6 +271,8 @@ static void on_write(struct tn_io *io, void *arg)
         shutdown(c->io.fd, SHUT_WR);
         if (c->flags & TN_CLIENT_F_EOF)
             mark_dead(c);
+        else
+            tn_client_arm(c, &linger_tv);
     } else if (c->flags & TN_CLIENT_F_RESP_PAUSED) {
         tn_stream_on_client_drained(c);
     }
@@ -358,7 +360,7 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     evutil_make_socket_nonblocking(fd);
     c->timer = evtimer_new(w->base, on_timer, c);
-    if (!c->timer || tn_io_init(&c->io, w->base, fd, 0, &w->batch) != TN_OK) {
+    if (!c->timer || tn_io_init(&c->io, w->base, fd, 0) != TN_OK) {
         if (c->timer)
             event_free(c->timer);
         else
@@ -382,9 +384,9 @@ int tn_client_reap(struct tn_client *c)
 
     if (!(c->flags & TN_CLIENT_F_DEAD)) {
         /* end of a callback: write what it queued, on both sides, now */
-        tn_io_flush_later(&c->io);
+        tn_io_flush(&c->io);
         if (c->up)
-            tn_io_flush_later(&c->up->io);
+            tn_io_flush(&c->up->io);
         return 0;
     }
     if (c->up)

@@ -126,7 +126,7 @@ struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
         *why = "connect_failed";
         return NULL;
     }
-    if (tn_io_init(&u->io, p->w->base, fd, 1, &p->w->batch) != TN_OK) {
+    if (tn_io_init(&u->io, p->w->base, fd, 1) != TN_OK) {
         free(u);
         *why = "out_of_memory";
         return NULL;

@@ -101,3 +101,20 @@ def test_chunked_download_passes_intact(turnout_factory, backend_factory, connec
     # the connection is still usable
     r = c.get("/after")
     assert r.status == 200 and r.text() == "legacy GET /after\n"
+
+
+def test_closing_response_reaches_a_slow_http10_client_whole(turnout_factory, backend_factory,
+                                                             connect):
+    """An HTTP/1.0 client gets a chunked response close-delimited, so turnout
+    closes after it. The close must wait until a slow reader has read every
+    byte still queued (up to 256 KiB+), not cut it after the short linger."""
+    b = backend_factory("platform", "legacy")
+    t = _start(turnout_factory, b)
+    c = connect(t, timeout=60)
+    n = 1 * MIB + 5
+    c.request("GET", "/chunked/%d" % n, version="HTTP/1.0")
+    # 128 KiB/s: the bytes still queued when the response ends take about
+    # 2.5 s to read, longer than the 1 s lingering close
+    r = c.response(timeout=60, keep_body=0, read_size=8192, rate=128 * 1024)
+    assert r.status == 200 and r.framing == "close", r
+    assert r.body_len == n and r.body_sha256 == pattern_sha256(n)

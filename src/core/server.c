@@ -145,6 +145,11 @@ static void reload(struct server *s)
     }
     if (!listens_equal(s->plan->conf, plan->conf))
         tn_log(TN_LOG_WARN, "reload: listener changes take effect at the next restart");
+    if (s->plan->conf->workers != plan->conf->workers ||
+        s->plan->conf->limits.connections != plan->conf->limits.connections)
+        tn_log(TN_LOG_WARN, "reload: workers and limits.connections take effect at the next restart");
+    if (strcmp(s->plan->conf->access_log, plan->conf->access_log))
+        tn_log(TN_LOG_WARN, "reload: a new access_log target takes effect at the next restart");
     for (i = 0; i < s->nworkers; i++)
         tn_worker_publish(s->workers[i], tn_plan_ref(plan));
     tn_plan_unref(s->plan);

@@ -114,7 +114,7 @@ void tn_client_exchange_done(struct tn_client *c)
         tn_wplan_release(w, c->wp);
         c->wp = NULL;
     }
-    evtimer_del(c->timer);
+    /* both ways out re-arm c->timer, which replaces whatever it was set to */
     if ((c->flags & (TN_CLIENT_F_CLOSE_AFTER | TN_CLIENT_F_EOF)) || w->draining) {
         reset_exchange(c);
         start_closing(c);
@@ -227,8 +227,7 @@ static void read_head(struct tn_client *c)
         tn_client_error(c, c->req.status ? c->req.status : 400, why, 1);
         return;
     }
-    evtimer_del(c->timer);
-    tn_stream_start(c);
+    tn_stream_start(c); /* every way out of it re-arms c->timer */
 }
 
 static void on_read(struct tn_io *io, void *arg)

@@ -595,8 +595,11 @@ static void read_response_head(struct tn_client *c)
         c->flags |= TN_CLIENT_F_RESP_SENT;
         tn_client_set_state(c, TN_CLIENT_RESP);
         c->progress_seen = c->progress;
-        tn_client_arm(c, c->wp->tv_response); /* a stalled body, either side, is cut */
         pump_response_body(c);
+        /* a body still to come: from now on a stall, either side, is cut
+         * (a response complete in this read needs no timer at all) */
+        if (!(c->flags & TN_CLIENT_F_DEAD) && c->state == TN_CLIENT_RESP)
+            tn_client_arm(c, c->wp->tv_response);
     }
 }
 

@@ -42,7 +42,6 @@ enum tn_client_state {
 #define TN_CLIENT_F_REQ_PAUSED 0x0020  /* reading paused: upstream output is full */
 #define TN_CLIENT_F_RESP_PAUSED 0x0040 /* upstream reading paused: client output is full */
 #define TN_CLIENT_F_RETRIED 0x0080     /* already replayed once on a fresh connection */
-#define TN_CLIENT_F_RESP_CHUNK 0x0100  /* re-framing a close-delimited response as chunked */
 #define TN_CLIENT_F_UP_REUSABLE 0x0200 /* upstream may go back to its pool after this exchange */
 #define TN_CLIENT_F_READ_OFF 0x0400    /* reading stopped: a pipelined request filled the input */
 #define TN_CLIENT_F_HEAD_TIMER 0x0800  /* client_header armed for a head arriving in pieces */

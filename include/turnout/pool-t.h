@@ -34,7 +34,7 @@ struct tn_pool {
     char name[64]; /* "ip:port" for logs */
     struct tn_upstream_list idle;
     uint32_t nidle;
-    uint32_t nbusy;
+    uint32_t nbusy; /* leased connections (for per-server stats) */
 };
 
 #endif

@@ -33,8 +33,7 @@ struct tn_wplan {
     struct tn_plan *plan; /* one reference */
     struct tn_pool ***pools;           /* [backend][server] */
     struct tn_balance *balance;        /* [backend] */
-    const struct timeval *tv_header, *tv_body, *tv_idle, *tv_connect, *tv_response,
-        *tv_upstream_idle;
+    const struct timeval *tv_header, *tv_body, *tv_idle, *tv_connect, *tv_response;
     uint32_t users;
     int retired;
 };

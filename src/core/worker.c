@@ -84,7 +84,6 @@ static struct tn_wplan *wplan_new(struct tn_worker *w, struct tn_plan *plan)
     wp->tv_idle = common_tv(w->base, t->client_idle_ms);
     wp->tv_connect = common_tv(w->base, t->connect_ms);
     wp->tv_response = common_tv(w->base, t->response_ms);
-    wp->tv_upstream_idle = common_tv(w->base, t->upstream_idle_ms);
     return wp;
 fail:
     wplan_free(wp);

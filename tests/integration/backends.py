@@ -31,6 +31,8 @@ import struct
 import threading
 import time
 
+from fields import FieldLookup
+
 # Deterministic payload: a random block whose length is not a power of two,
 # repeated, so reordered, dropped or repeated pieces change the hash.
 _PATTERN_LEN = (1 << 20) + 7
@@ -163,7 +165,7 @@ class _Conn:
         self.closed = False
 
 
-class Request:
+class Request(FieldLookup):
     """One request as the backend received it."""
 
     def __init__(self):
@@ -181,17 +183,6 @@ class Request:
         self.conn = None
         self.complete = False
         self.received_at = None
-
-    def header(self, name, default=None):
-        n = name.lower()
-        for k, v in self.headers:
-            if k.lower() == n:
-                return v
-        return default
-
-    def header_all(self, name):
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
 
     def __repr__(self):
         return "<Request %s %s %s conn=%s len=%d complete=%s>" % (

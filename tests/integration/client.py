@@ -10,6 +10,7 @@ import select
 import socket
 import time
 
+from fields import FieldLookup
 from harness import SLOW
 
 
@@ -17,7 +18,7 @@ class NoResponse(AssertionError):
     """The connection ended (EOF or reset) before any response byte."""
 
 
-class Response:
+class Response(FieldLookup):
     def __init__(self):
         self.version = None
         self.status = None
@@ -33,17 +34,6 @@ class Response:
         self.trailers = []
         self.complete = False  # False: the connection ended inside the body
         self.cut = None  # "eof" or "reset" when the body was cut
-
-    def header(self, name, default=None):
-        n = name.lower()
-        for k, v in self.headers:
-            if k.lower() == n:
-                return v
-        return default
-
-    def header_all(self, name):
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
 
     def has(self, name):
         return self.header(name) is not None

@@ -792,7 +792,6 @@ def _raw(backend_factory, response, after="hang"):
 
 
 BAD_RESPONSE_HEADS = [
-    pytest.param(b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", id="status_four_digits"),
     pytest.param(b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok", id="status_two_digits"),
     pytest.param(b"HTTP/1.1 -200 OK\r\nContent-Length: 2\r\n\r\nok", id="status_negative"),
     pytest.param(b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok", id="status_not_digits"),

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-struct tn_client;
+struct tn_stream;
 struct tn_accesslog_shard;
 
 /* Opens target ("off", "stdout" or a path) and starts the writer thread.
@@ -16,8 +16,8 @@ int tn_accesslog_open(const char *target, const char **why);
 /* Returns a new shard for one worker, or NULL when logging is off. */
 struct tn_accesslog_shard *tn_accesslog_shard_new(void);
 
-/* Logs c's finished exchange into shard s (NULL: off). Worker thread. */
-void tn_accesslog_write(struct tn_accesslog_shard *s, struct tn_client *c);
+/* Logs stream st (its request, attempts and outcome) into shard s (NULL: off). Worker thread. */
+void tn_accesslog_write(struct tn_accesslog_shard *s, const struct tn_stream *st);
 
 /* Asks the writer to reopen the file (SIGUSR1). Any thread. */
 void tn_accesslog_reopen(void);

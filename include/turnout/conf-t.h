@@ -162,6 +162,7 @@ struct tn_conf_route {
 struct tn_conf_budget {
     uint32_t ratio_x100; /* percent x100 */
     uint32_t window_ms;
+    uint32_t min_per_second; /* replays per second always allowed, whole process: default 10 */
 };
 
 struct tn_conf_auto_rollback {
@@ -170,6 +171,7 @@ struct tn_conf_auto_rollback {
 };
 
 struct tn_conf_rollback {
+    int enabled; /* default true: replay failed requests shifted to "to" */
     int on_connect_error, on_timeout;
     uint16_t *on_status;
     size_t non_status;

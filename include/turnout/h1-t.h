@@ -6,18 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum tn_h1_method {
-    TN_H1_M_OTHER = 0, /* a valid extension token */
-    TN_H1_M_GET,
-    TN_H1_M_HEAD,
-    TN_H1_M_POST,
-    TN_H1_M_PUT,
-    TN_H1_M_DELETE,
-    TN_H1_M_OPTIONS,
-    TN_H1_M_PATCH,
-    TN_H1_M_TRACE,
-    TN_H1_M_CONNECT
-};
+#include "turnout/msg-t.h"
+
 
 /* How the message body is delimited (RFC 9112 section 6.3). */
 enum tn_h1_framing {
@@ -25,23 +15,6 @@ enum tn_h1_framing {
     TN_H1_BODY_LENGTH,  /* Content-Length bytes */
     TN_H1_BODY_CHUNKED, /* Transfer-Encoding: chunked */
     TN_H1_BODY_CLOSE    /* responses only: until the server closes */
-};
-
-/* Header flags set by the parser, so the proxy knows what to drop or
- * rewrite when it forwards the head. */
-#define TN_H1_HDR_F_HOP 0x01     /* hop-by-hop: Connection, Keep-Alive, Proxy-Connection, TE,
-                                  * Trailer, Upgrade, and every field named in Connection */
-#define TN_H1_HDR_F_FRAMING 0x02 /* Content-Length or Transfer-Encoding: regenerated */
-#define TN_H1_HDR_F_HOST 0x04    /* Host: regenerated from tn_h1_req.host */
-#define TN_H1_HDR_F_XFF 0x08     /* X-Forwarded-For: merged into the one the proxy writes */
-#define TN_H1_HDR_F_XFP 0x10     /* X-Forwarded-Proto: replaced */
-
-struct tn_h1_hdr {
-    const char *name;
-    const char *value; /* OWS trimmed on both sides */
-    uint32_t name_len;
-    uint32_t value_len;
-    uint32_t flags;
 };
 
 struct tn_h1_limits {
@@ -75,7 +48,7 @@ struct tn_h1_req {
     enum tn_h1_framing framing;
     uint64_t content_length;
     uint32_t flags;
-    struct tn_h1_hdr *hdrs; /* caller's array of limits.max_headers entries */
+    struct tn_field *hdrs; /* caller's array of limits.max_headers entries */
     unsigned nhdrs;
     size_t head_len; /* bytes of the head, from buf[0] to the end of the blank line */
     int status;      /* on TN_ERR: the status to answer (400, 414, 431, 501, 505) */
@@ -91,7 +64,7 @@ struct tn_h1_resp {
     enum tn_h1_framing framing;
     uint64_t content_length;
     uint32_t flags;
-    struct tn_h1_hdr *hdrs; /* caller's array of limits.max_headers entries */
+    struct tn_field *hdrs; /* caller's array of limits.max_headers entries */
     unsigned nhdrs;
     size_t head_len;
 };

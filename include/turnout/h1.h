@@ -29,10 +29,10 @@ int tn_h1_parse_resp(struct tn_h1_resp *resp, const char *buf, size_t len, enum 
                      const struct tn_h1_limits *lim, const char **why);
 
 /* Returns the first header called name (case-insensitive), or NULL. */
-const struct tn_h1_hdr *tn_h1_find(const struct tn_h1_hdr *hdrs, unsigned n, const char *name);
+const struct tn_field *tn_h1_find(const struct tn_field *hdrs, unsigned n, const char *name);
 
 /* Finds cookie name in all Cookie headers; sets *val and *vlen. Returns 1 if found. */
-int tn_h1_cookie(const struct tn_h1_hdr *hdrs, unsigned n, const char *name, const char **val,
+int tn_h1_cookie(const struct tn_field *hdrs, unsigned n, const char *name, const char **val,
                  size_t *vlen);
 
 /* Finds query parameter name in target ("/p?a=1&b=2"); no decoding. Returns 1 if found. */
@@ -54,7 +54,7 @@ extern const uint8_t tn_h1_ctype[256];
  * the fields Connection names, and summarises framing in *f. Returns TN_OK
  * with *off just past the blank line, or TN_ERR with f->status and *why.
  * Borrows buf and hdrs; any thread. */
-int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_h1_hdr *hdrs,
+int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_field *hdrs,
                        unsigned max, int is_resp, struct tn_h1_fields *f, const char **why);
 
 #endif

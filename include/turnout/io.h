@@ -9,6 +9,7 @@
 #include <event2/event_struct.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct evbuffer;
 struct event_base;
@@ -31,6 +32,17 @@ typedef void (*tn_io_event_cb)(struct tn_io *io, int what, void *arg);
 #define TN_IO_F_NOTIFY 0x08     /* call on_write when out <= low */
 #define TN_IO_F_FAILED 0x10     /* a write failed; reported from a fresh callback */
 #define TN_IO_F_EOF 0x20        /* read returned 0 */
+#define TN_IO_F_QUEUED 0x40     /* on its queue's flush list */
+
+/* The end-of-callback hook of one event loop: connections whose output grew
+ * during a callback are flushed once when it returns, then settle() runs
+ * (the worker frees what was marked dead). Every I/O callback of a tn_io
+ * calls tn_ioq_settle() after the user callback returns. */
+struct tn_ioq {
+    TAILQ_HEAD(, tn_io) pending;
+    void (*settle)(void *arg); /* after the flushes; may be NULL */
+    void *arg;
+};
 
 struct tn_io {
     int fd;
@@ -43,13 +55,16 @@ struct tn_io {
     tn_io_write_cb on_write;
     tn_io_event_cb on_event;
     void *arg;
+    struct tn_ioq *q;
+    TAILQ_ENTRY(tn_io) qlink;
 };
 
 /* Sets io up on fd (non-blocking, taken: closed by tn_io_deinit). With
  * connecting, waits for the connect to complete. Returns TN_OK or TN_ERR. */
-int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting);
+int tn_io_init(struct tn_io *io, struct event_base *base, struct tn_ioq *q, int fd,
+               int connecting);
 
-/* Closes the socket, frees the buffers. */
+/* Closes the socket, frees the buffers, leaves the flush list. */
 void tn_io_deinit(struct tn_io *io);
 
 void tn_io_setcb(struct tn_io *io, tn_io_read_cb r, tn_io_write_cb w, tn_io_event_cb e, void *arg);
@@ -63,6 +78,12 @@ void tn_io_notify_low(struct tn_io *io, size_t low);
 /* Writes as much of io->out as the socket takes now; registers the write
  * event for the rest. Errors are reported through on_event later. */
 void tn_io_flush(struct tn_io *io);
+
+/* Asks for io->out to be flushed when the current callback returns. */
+void tn_io_queue_flush(struct tn_io *io);
+
+/* Flushes every queued connection of q, then runs q->settle. */
+void tn_ioq_settle(struct tn_ioq *q);
 
 /* Schedules a read callback from the loop (input already buffered). */
 void tn_io_kick(struct tn_io *io);

@@ -7,21 +7,52 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "turnout/chunked.h"
+#include "turnout/h1-t.h"
 #include "turnout/io.h"
 
 struct tn_worker;
-struct tn_client;
+struct tn_stream;
+
+#define TN_UPSTREAM_STATES(X)                                                                      \
+    X(IDLE)       /* in its pool, watched for the server closing it */                             \
+    X(CONNECTING) /* connect() in progress; the request waits in the output */                     \
+    X(SEND)       /* request head sent, body streaming */                                          \
+    X(WAIT_HEAD)  /* request complete, reading the response head */                                \
+    X(BODY)       /* relaying the response body */                                                 \
+    X(DONE)       /* exchange over: back to the pool if clean, else closed */
+
+enum tn_upstream_state {
+#define TN_X_ENUM(s) TN_UPSTREAM_##s,
+    TN_UPSTREAM_STATES(TN_X_ENUM)
+#undef TN_X_ENUM
+};
+
+#define TN_UP_F_REQ_CHUNKED 0x01 /* the request body goes out as chunks */
+#define TN_UP_F_REQ_SENT 0x02    /* the whole request was queued */
+#define TN_UP_F_CLEAN 0x04       /* exchange complete, nothing unread: may be pooled */
+#define TN_UP_F_NO_REUSE 0x08    /* "Connection: close" or close-delimited response */
+#define TN_UP_F_GOT_BYTES 0x10   /* some response byte arrived in this exchange */
 
 /* An upstream HTTP/1.1 connection. Owned by its pool while idle, leased by
- * exactly one client exchange while busy. */
+ * exactly one stream (for one attempt) while busy. */
 struct tn_upstream {
     struct tn_io io;
     struct tn_pool *pool;
-    struct tn_client *owner; /* NULL while idle in the pool */
+    struct tn_stream *owner; /* NULL while idle in the pool */
     TAILQ_ENTRY(tn_upstream) link;
-    uint32_t requests;  /* exchanges carried so far: > 0 means reused */
+    enum tn_upstream_state state;
+    uint32_t flags;
+    uint32_t requests; /* exchanges carried so far: > 0 means reused */
     int connected;
     uint64_t idle_since_ms; /* when it went back to the pool */
+    /* the current exchange (src/http/h1_upstream.c) */
+    enum tn_h1_method method;
+    struct tn_h1_scan scan;
+    enum tn_h1_framing framing;
+    uint64_t left; /* Content-Length response bytes still to relay */
+    struct tn_chunked chunked;
+    unsigned interim;
 };
 
 TAILQ_HEAD(tn_upstream_list, tn_upstream);

@@ -25,6 +25,10 @@ void tn_pool_put(struct tn_upstream *u);
 /* Closes a leased connection that cannot be reused and frees it. */
 void tn_upstream_discard(struct tn_upstream *u);
 
+/* Ends a lease: back to the pool when the exchange left it clean
+ * (TN_UP_F_CLEAN), closed otherwise. Takes ownership. */
+void tn_upstream_release(struct tn_upstream *u);
+
 /* Closes the connection and frees it, without pool accounting (idle
  * connections already unlinked); NULL is a no-op. */
 void tn_upstream_free(struct tn_upstream *u);

@@ -19,6 +19,7 @@ struct tn_plan_route {
     struct pcre2_real_code_8 *path_re; /* NULL: any path */
     struct pcre2_real_code_8 **header_re; /* conf->match.nheaders entries */
     uint32_t percent_x100; /* shift percent in force (starts at the configured one) */
+    uint32_t id;           /* stable identity (turnout/ident.h) */
 };
 
 /* Immutable once published. Workers hold one reference per stream. */
@@ -28,6 +29,9 @@ struct tn_plan {
     struct tn_conf *conf; /* owned */
     struct tn_plan_route *routes;
     size_t nroutes;
+    uint32_t *backend_ids; /* [backend]: stable identities */
+    uint32_t **server_ids; /* [backend][server] */
+    uint32_t max_route_id; /* 1 + the largest route id of this plan */
 };
 
 /* Why the backend was chosen; names come from tn_route_reason_name(). */
@@ -51,7 +55,7 @@ struct tn_route_req {
     size_t host_len;
     const char *target; /* origin-form path[?query] */
     size_t target_len;
-    const struct tn_h1_hdr *hdrs;
+    const struct tn_field *hdrs;
     unsigned nhdrs;
     const char *client_ip; /* textual client address, NUL-terminated */
 };

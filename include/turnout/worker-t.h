@@ -10,8 +10,11 @@
 #include <sys/queue.h>
 
 #include "turnout/balance.h"
+#include "turnout/budget-t.h"
+#include "turnout/io.h"
 #include "turnout/pool-t.h"
 #include "turnout/route-t.h"
+#include "turnout/stream-t.h"
 
 struct event_base;
 struct event;
@@ -38,8 +41,19 @@ struct tn_wplan {
     int retired;
 };
 
+/* A worker's state for one route, indexed by the route's stable id so it
+ * survives reloads: the replay budget and the replay counters (read by the
+ * observability layer). */
+struct tn_route_wstate {
+    struct tn_budget budget;
+    uint64_t requests;
+    uint64_t replays[TN_REPLAY_NREASONS];
+    uint64_t refused[TN_NOREPLAY_NREASONS];
+};
+
 struct tn_worker {
     int id;
+    uint32_t nworkers; /* workers of the process (shares of process-wide budgets) */
     pthread_t thread;
     struct event_base *base;
     struct evconnlistener **listeners;
@@ -57,14 +71,23 @@ struct tn_worker {
     struct tn_pool **pools;
     size_t npools;
     struct tn_client_list clients;
+    struct tn_client_list dead_clients; /* freed by the end-of-callback hook */
     uint32_t nclients;
+    struct tn_ioq ioq;                  /* end-of-callback flushes and frees */
+    struct tn_stream_list streams;      /* live streams */
+    struct tn_stream_list dead_streams; /* ended; freed by the end-of-callback hook */
+    struct tn_stream_list free_streams; /* recycled stream objects */
+    uint32_t nstreams, nfree_streams;
+    struct evbuffer *body_tmp;          /* decoded chunked bytes, empty between calls */
+    struct tn_route_wstate *rstate;     /* [route id] */
+    uint32_t nrstate;
     uint32_t max_clients;
     int listening;
     int draining;
     uint64_t next_id;
     char *scratch; /* head serialization space, see tn_worker_scratch */
     size_t scratch_len;
-    struct tn_h1_hdr *hdrs; /* parse space for one head */
+    struct tn_field *hdrs; /* parse space for one head */
     uint32_t max_hdrs;
     struct tn_accesslog_shard *log;
     void (*on_exit)(void *arg); /* called on the worker thread as it ends */

@@ -39,4 +39,14 @@ const char *tn_worker_http_date(struct tn_worker *w);
  * finish a drain. */
 void tn_worker_client_gone(struct tn_worker *w);
 
+/* Worker thread: a stream ended; may finish a drain. */
+void tn_worker_stream_gone(struct tn_worker *w);
+
+/* Worker thread: w's state for the route with stable id `id` (sized when
+ * a plan is adopted, so every route of a live plan has one). */
+static inline struct tn_route_wstate *tn_worker_route_state(struct tn_worker *w, uint32_t id)
+{
+    return &w->rstate[id];
+}
+
 #endif

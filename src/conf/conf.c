@@ -903,6 +903,7 @@ static int parse_on_status(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 static const struct tn_conf_key budget_keys[] = {
     KEY("ratio", TN_CONF_PERCENT, struct tn_conf_budget, ratio_x100),
     KMIN("window", TN_CONF_DURATION, struct tn_conf_budget, window_ms, 1),
+    KU32("min_per_second", struct tn_conf_budget, min_per_second, 0, 1000000),
     KEND,
 };
 
@@ -928,6 +929,7 @@ static int parse_auto(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 }
 
 static const struct tn_conf_key rollback_keys[] = {
+    KEY("enabled", TN_CONF_BOOL, struct tn_conf_rollback, enabled),
     KEY("on_connect_error", TN_CONF_BOOL, struct tn_conf_rollback, on_connect_error),
     KEY("on_timeout", TN_CONF_BOOL, struct tn_conf_rollback, on_timeout),
     {.name = "on_status", .type = TN_CONF_FUNC, .off = 0, .fn = parse_on_status},
@@ -992,6 +994,7 @@ static void set_defaults(struct tn_conf *c)
         .header_size = 16384, .headers = 100, .uri = 8192, .connections = 10000, .body = 0};
     c->assign_cookie.name = tn_xstrdup("turnout_uid");
     c->assign_cookie.max_age_s = 90u * 86400u;
+    c->rollback.enabled = 1;
     c->rollback.on_connect_error = 1;
     c->rollback.on_timeout = 1;
     c->rollback.on_status = tn_xmalloc(sizeof(statuses));
@@ -1000,7 +1003,8 @@ static void set_defaults(struct tn_conf *c)
     c->rollback.methods.v = strv(TN_ARRAY_LEN(methods), methods);
     c->rollback.methods.n = TN_ARRAY_LEN(methods);
     c->rollback.max_body = 65536;
-    c->rollback.budget = (struct tn_conf_budget){.ratio_x100 = 2000, .window_ms = 10000};
+    c->rollback.budget = (struct tn_conf_budget){
+        .ratio_x100 = 2000, .window_ms = 10000, .min_per_second = 10};
     c->rollback.autorb = (struct tn_conf_auto_rollback){.error_rate_x100 = 500,
                                                         .p99_ms = 2000,
                                                         .margin_x100 = 200,

@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "turnout/accesslog.h"
-#include "turnout/client-t.h"
 #include "turnout/common.h"
 #include "turnout/conf-t.h"
 #include "turnout/log.h"
 #include "turnout/route.h"
+#include "turnout/stream.h"
 #include "turnout/worker-t.h"
 
 #define SHARD_MAX (16u << 20)
@@ -233,30 +233,75 @@ static const char *iso_now(struct tn_worker *w, char *out, size_t n)
     return out;
 }
 
-static void format_line(struct evbuffer *b, struct tn_client *c)
+static void add_ms(struct evbuffer *b, const char *key, uint64_t from_us, uint64_t to_us)
 {
-    const struct tn_conf *conf = c->wp ? c->wp->plan->conf : NULL;
-    const struct tn_decision *d = &c->dec;
-    const char *route = NULL, *backend = NULL, *server = NULL;
+    if (!from_us || !to_us || to_us < from_us)
+        evbuffer_add_printf(b, ",\"%s\":null", key);
+    else
+        evbuffer_add_printf(b, ",\"%s\":%.3f", key, (double)(to_us - from_us) / 1000.0);
+}
+
+/* "attempts":[{"backend":..,"server":..,"status":..,"error":..,"connect_ms":..,"ttfb_ms":..}] */
+static void add_attempts(struct evbuffer *b, const struct tn_stream *s, const struct tn_conf *conf)
+{
+    unsigned i;
+
+    evbuffer_add(b, ",\"attempts\":[", 13);
+    for (i = 0; conf && i < s->natt; i++) {
+        const struct tn_attempt *a = &s->att[i];
+        const struct tn_conf_backend *be = &conf->backends[a->backend];
+        const char *server = be->servers[a->server].name;
+        const char *err = tn_attempt_error_name(a->err);
+
+        evbuffer_add(b, i ? ",{" : "{", i ? 2 : 1);
+        evbuffer_add(b, "\"backend\":\"", 11);
+        add_json_str(b, be->name, strlen(be->name));
+        evbuffer_add(b, "\",\"server\":\"", 12);
+        add_json_str(b, server, strlen(server));
+        evbuffer_add(b, "\"", 1);
+        if (a->status)
+            evbuffer_add_printf(b, ",\"status\":%d", a->status);
+        else
+            evbuffer_add(b, ",\"status\":null", 14);
+        add_field(b, "error", err, err ? strlen(err) : 0);
+        if (a->reused)
+            evbuffer_add(b, ",\"connect_ms\":null", 18);
+        else
+            add_ms(b, "connect_ms", a->start_us, a->connected_us);
+        add_ms(b, "ttfb_ms", a->start_us, a->first_byte_us);
+        evbuffer_add(b, "}", 1);
+    }
+    evbuffer_add(b, "]", 1);
+}
+
+static void format_line(struct evbuffer *b, const struct tn_stream *s)
+{
+    const struct tn_conf *conf = s->wp ? s->wp->plan->conf : NULL;
+    const struct tn_decision *d = &s->dec;
+    const struct tn_attempt *last = s->natt ? &s->att[s->natt - 1] : NULL;
+    const char *route = NULL, *backend = NULL, *server = NULL, *reason = s->reason;
     char when[64];
-    uint64_t dur_us = tn_now_us() - c->log.start_us;
+    uint64_t dur_us = tn_now_us() - s->start_us;
 
     if (conf && d->route >= 0)
         route = conf->routes[d->route].name;
-    if (conf && d->backend >= 0) {
+    if (conf && last) {
+        backend = conf->backends[last->backend].name;
+        server = conf->backends[last->backend].servers[last->server].name;
+    } else if (conf && d->backend >= 0) {
         backend = conf->backends[d->backend].name;
-        if (c->server >= 0)
-            server = conf->backends[d->backend].servers[c->server].name;
     }
-    evbuffer_add_printf(b, "{\"time\":\"%s\"", iso_now(c->w, when, sizeof(when)));
-    add_field(b, "client", c->peer_ip, strlen(c->peer_ip));
-    add_field(b, "method", c->req.method_str, c->req.method_len);
-    add_field(b, "path", c->req.target, c->req.target_len);
+    if (!reason && d->route >= 0)
+        reason = tn_route_reason_name(d->reason);
+    evbuffer_add_printf(b, "{\"time\":\"%s\"", iso_now(s->w, when, sizeof(when)));
+    add_field(b, "client", s->client_ip, strlen(s->client_ip));
+    add_field(b, "method", s->req.method_str, s->req.method_len);
+    add_field(b, "path", s->req.target, s->req.target_len);
     evbuffer_add_printf(b,
                         ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
                         "\"duration_ms\":%.3f",
-                        c->log.status, (unsigned long long)c->log.bytes_in,
-                        (unsigned long long)c->log.bytes_out, (double)dur_us / 1000.0);
+                        s->status, (unsigned long long)s->bytes_in,
+                        (unsigned long long)s->bytes_out, (double)dur_us / 1000.0);
     add_field(b, "route", route, route ? strlen(route) : 0);
     add_field(b, "backend", backend, backend ? strlen(backend) : 0);
     add_field(b, "server", server, server ? strlen(server) : 0);
@@ -269,11 +314,12 @@ static void format_line(struct evbuffer *b, struct tn_client *c)
         evbuffer_add_printf(b, ",\"bucket\":%u", d->bucket);
     else
         evbuffer_add(b, ",\"bucket\":null", 14);
-    add_field(b, "reason", c->log.reason, c->log.reason ? strlen(c->log.reason) : 0);
+    add_field(b, "reason", reason, reason ? strlen(reason) : 0);
+    add_attempts(b, s, conf);
     evbuffer_add(b, "}\n", 2);
 }
 
-void tn_accesslog_write(struct tn_accesslog_shard *s, struct tn_client *c)
+void tn_accesslog_write(struct tn_accesslog_shard *s, const struct tn_stream *st)
 {
     size_t len;
 
@@ -284,7 +330,7 @@ void tn_accesslog_write(struct tn_accesslog_shard *s, struct tn_client *c)
     if (len >= SHARD_MAX)
         s->dropped++;
     else
-        format_line(s->buf, c);
+        format_line(s->buf, st);
     pthread_mutex_unlock(&s->lock);
     if (len >= SHARD_KICK && len < SHARD_MAX)
         pthread_cond_signal(&L.cond);

@@ -54,12 +54,8 @@ static void maybe_notify(struct tn_io *io)
     }
 }
 
-static void on_writable(evutil_socket_t fd, short what, void *arg)
+static void writable(struct tn_io *io)
 {
-    struct tn_io *io = arg;
-
-    (void)fd;
-    (void)what;
     if (io->flags & TN_IO_F_FAILED) {
         set_writing(io, 0);
         io->on_event(io, TN_IO_EV_ERROR, io->arg);
@@ -87,6 +83,18 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     maybe_notify(io);
+}
+
+/* The user callbacks may free io: only q, read before, is used after. */
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_io *io = arg;
+    struct tn_ioq *q = io->q;
+
+    (void)fd;
+    (void)what;
+    writable(io);
+    tn_ioq_settle(q);
 }
 
 /* Reads up to TN_IO_CHUNK bytes straight into io->in with one readv()
@@ -123,13 +131,10 @@ static ssize_t read_in(struct tn_io *io)
     return n;
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+static void readable(struct tn_io *io)
 {
-    struct tn_io *io = arg;
     ssize_t n;
 
-    (void)what;
-    (void)fd;
     if (io->flags & TN_IO_F_EOF) { /* a kick after the end of input */
         if (evbuffer_get_length(io->in) && io->on_read)
             io->on_read(io, io->arg);
@@ -151,8 +156,21 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting)
+static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
+    struct tn_io *io = arg;
+    struct tn_ioq *q = io->q;
+
+    (void)what;
+    (void)fd;
+    readable(io);
+    tn_ioq_settle(q);
+}
+
+int tn_io_init(struct tn_io *io, struct event_base *base, struct tn_ioq *q, int fd,
+               int connecting)
+{
+    io->q = q;
     io->fd = fd;
     io->flags = connecting ? TN_IO_F_CONNECTING : 0;
     io->err = 0;
@@ -176,6 +194,9 @@ int tn_io_init(struct tn_io *io, struct event_base *base, int fd, int connecting
 
 void tn_io_deinit(struct tn_io *io)
 {
+    if (io->flags & TN_IO_F_QUEUED)
+        TAILQ_REMOVE(&io->q->pending, io, qlink);
+    io->flags &= ~TN_IO_F_QUEUED;
     event_del(&io->rev);
     event_del(&io->wev);
     close(io->fd);
@@ -207,6 +228,28 @@ void tn_io_notify_low(struct tn_io *io, size_t low)
 {
     io->low = low;
     io->flags |= TN_IO_F_NOTIFY;
+    tn_io_queue_flush(io);
+}
+
+void tn_io_queue_flush(struct tn_io *io)
+{
+    if (io->flags & TN_IO_F_QUEUED)
+        return;
+    io->flags |= TN_IO_F_QUEUED;
+    TAILQ_INSERT_TAIL(&io->q->pending, io, qlink);
+}
+
+void tn_ioq_settle(struct tn_ioq *q)
+{
+    struct tn_io *io;
+
+    while ((io = TAILQ_FIRST(&q->pending)) != NULL) {
+        TAILQ_REMOVE(&q->pending, io, qlink);
+        io->flags &= ~TN_IO_F_QUEUED;
+        tn_io_flush(io);
+    }
+    if (q->settle)
+        q->settle(q->arg);
 }
 
 void tn_io_flush(struct tn_io *io)

@@ -258,6 +258,7 @@ static int start_workers(struct server *s)
             return TN_ERR;
         }
         s->workers[i]->listen_fds = fds;
+        s->workers[i]->nworkers = (uint32_t)n;
         s->workers[i]->max_clients = (uint32_t)((c->limits.connections + n - 1) / n);
         s->workers[i]->on_exit = worker_exited;
         s->workers[i]->on_exit_arg = s;

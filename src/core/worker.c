@@ -5,6 +5,7 @@
  * eventfd that wakes the worker, so the worker's event_base needs no lock. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <pcre2.h>
@@ -16,11 +17,13 @@
 #include <unistd.h>
 
 #include "turnout/accesslog.h"
+#include "turnout/budget.h"
 #include "turnout/client.h"
 #include "turnout/common.h"
 #include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/route.h"
+#include "turnout/stream.h"
 #include "turnout/worker.h"
 
 static const struct timeval *common_tv(struct event_base *base, uint32_t ms)
@@ -105,7 +108,7 @@ static int size_scratch(struct tn_worker *w, const struct tn_conf *conf)
         w->scratch_len = need;
     }
     if (nh > w->max_hdrs) {
-        struct tn_h1_hdr *h = realloc(w->hdrs, nh * sizeof(*h));
+        struct tn_field *h = realloc(w->hdrs, nh * sizeof(*h));
 
         if (!h)
             return TN_ERR;
@@ -143,6 +146,29 @@ void tn_wplan_release(struct tn_worker *w, struct tn_wplan *wp)
         wplan_free(wp);
 }
 
+/* Sizes the per-route state for plan's route ids and (re)configures each
+ * route's replay budget; counts carry over (they are keyed by stable id). */
+static int setup_routes(struct tn_worker *w, const struct tn_plan *plan)
+{
+    const struct tn_conf_budget *bc = &plan->conf->rollback.budget;
+    uint32_t n = w->nworkers ? w->nworkers : 1;
+    size_t i;
+
+    if (plan->max_route_id > w->nrstate) {
+        struct tn_route_wstate *rs = realloc(w->rstate, plan->max_route_id * sizeof(*rs));
+
+        if (!rs)
+            return TN_ERR;
+        memset(rs + w->nrstate, 0, (plan->max_route_id - w->nrstate) * sizeof(*rs));
+        w->rstate = rs;
+        w->nrstate = plan->max_route_id;
+    }
+    for (i = 0; i < plan->nroutes; i++)
+        tn_budget_setup(&w->rstate[plan->routes[i].id].budget, bc->ratio_x100, bc->window_ms,
+                        (uint32_t)(((uint64_t)bc->min_per_second * 1000 + n - 1) / n));
+    return TN_OK;
+}
+
 static void adopt_plan(struct tn_worker *w)
 {
     struct tn_plan *p = atomic_exchange(&w->pending, NULL);
@@ -150,7 +176,8 @@ static void adopt_plan(struct tn_worker *w)
 
     if (!p)
         return;
-    if (size_scratch(w, p->conf) != TN_OK || !(wp = wplan_new(w, p))) {
+    if (size_scratch(w, p->conf) != TN_OK || setup_routes(w, p) != TN_OK ||
+        !(wp = wplan_new(w, p))) {
         tn_log(TN_LOG_ERR, "worker %d: out of memory adopting plan %llu; keeping the old one",
                w->id, (unsigned long long)p->version);
         return;
@@ -225,12 +252,29 @@ void tn_worker_client_gone(struct tn_worker *w)
     TN_BUG_ON(w->nclients == 0);
     w->nclients--;
     if (w->draining) {
-        if (!w->nclients)
+        if (!w->nclients && !w->nstreams)
             event_base_loopexit(w->base, NULL);
         return;
     }
     if (!w->listening && w->nclients < w->max_clients)
         set_listening(w, 1);
+}
+
+void tn_worker_stream_gone(struct tn_worker *w)
+{
+    if (w->draining && !w->nclients && !w->nstreams)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* The end of every callback: flushes are done; free what died in it. */
+static void settle(void *arg)
+{
+    struct tn_worker *w = arg;
+
+    if (!TAILQ_EMPTY(&w->dead_clients))
+        tn_client_reap(w);
+    if (!TAILQ_EMPTY(&w->dead_streams))
+        tn_stream_reap(w);
 }
 
 static void free_listeners(struct tn_worker *w)
@@ -256,7 +300,7 @@ static void start_drain(struct tn_worker *w)
     free_listeners(w);
     tn_client_close_idle(w);
     tn_pool_close_idle(w);
-    if (!w->nclients)
+    if (!w->nclients && !w->nstreams)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -268,6 +312,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     tn_pool_sweep(w, tn_now_ms(), w->wp->plan->conf->timeouts.upstream_idle_ms);
+    tn_ioq_settle(&w->ioq);
 }
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -286,6 +331,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         start_drain(w);
     if (cmds & TN_WORKER_CMD_STOP)
         event_base_loopbreak(w->base);
+    tn_ioq_settle(&w->ioq);
 }
 
 /* Posts cmd to w and wakes it. Control thread. */
@@ -307,6 +353,14 @@ struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *p
 
     w->id = id;
     TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->dead_clients);
+    TAILQ_INIT(&w->streams);
+    TAILQ_INIT(&w->dead_streams);
+    TAILQ_INIT(&w->free_streams);
+    TAILQ_INIT(&w->ioq.pending);
+    w->ioq.settle = settle;
+    w->ioq.arg = w;
+    w->body_tmp = evbuffer_new();
     /* one thread per base: no lock; the changelist folds enable/disable
      * pairs into one epoll_ctl per loop */
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -329,7 +383,8 @@ struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *p
     w->md = pcre2_match_data_create(1, NULL);
     w->log = tn_accesslog_shard_new();
     w->max_clients = plan->conf->limits.connections;
-    if (size_scratch(w, plan->conf) != TN_OK || !(w->wp = wplan_new(w, plan))) {
+    if (size_scratch(w, plan->conf) != TN_OK || setup_routes(w, plan) != TN_OK ||
+        !(w->wp = wplan_new(w, plan))) {
         *why = "out of memory";
         return NULL;
     }
@@ -353,8 +408,10 @@ static void *worker_main(void *arg)
 {
     struct tn_worker *w = arg;
 
+    (void)setup_routes(w, w->wp->plan); /* sized in tn_worker_new: now w->nworkers is known */
     event_base_dispatch(w->base);
     tn_client_free_all(w);
+    tn_stream_free_all(w);
     free_listeners(w);
     tn_pool_free_all(w);
     if (w->on_exit)
@@ -400,6 +457,9 @@ void tn_worker_join_free(struct tn_worker *w)
     event_base_free(w->base);
     free(w->scratch);
     free(w->hdrs);
+    free(w->rstate);
+    if (w->body_tmp)
+        evbuffer_free(w->body_tmp);
     free(w->listen_fds);
     free(w);
 }

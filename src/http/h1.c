@@ -299,6 +299,18 @@ static int scan_stop(struct tn_h1_scan *sc, const char *buf, size_t len, size_t 
     return SCAN_NEXT;
 }
 
+/* 1 when the request line buf[start..cr) (cr: its CR) ends in " HTTP/" and
+ * three more bytes, as every HTTP/1.x request line does. Without it the
+ * line is HTTP/0.9 ("GET /") or otherwise no HTTP/1.x request line: no
+ * head follows to wait for, so the scanner answers 400 at once. */
+static inline int req_line_has_version(const char *buf, size_t start, size_t cr)
+{
+    return cr - start >= sizeof("M / HTTP/1.1") - 1 && buf[cr - 9] == ' ' &&
+           memcmp(buf + cr - 8, "HTTP/", 5) == 0;
+}
+
+#define NO_VERSION_REASON "no HTTP version at the end of the request line"
+
 int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct tn_h1_limits *lim,
                int is_resp, size_t *head_len, int *status, const char **why)
 {
@@ -316,6 +328,12 @@ int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct 
         p = find_ctl(buf, s.pos, end);
         if (in_start && p + 1 < end && p != s.start && buf[p] == '\r' && buf[p + 1] == '\n') {
             /* the start line ends within its limits: on to the field lines */
+            if (!is_resp && !req_line_has_version(buf, s.start, p)) {
+                code = 400;
+                reason = NO_VERSION_REASON;
+                r = TN_ERR;
+                break;
+            }
             s.line = s.pos = p + 2;
             in_start = 0;
             cap = sat_add(s.start, lim->max_head);
@@ -332,6 +350,14 @@ int tn_h1_scan(struct tn_h1_scan *sc, const char *buf, size_t len, const struct 
         if (r != SCAN_NEXT)
             break;
         r = TN_AGAIN;
+        /* the start line ended at the cap's edge (not an empty line skipped) */
+        if (in_start && s.line != s.start && !is_resp &&
+            !req_line_has_version(buf, s.start, s.line - 2)) {
+            code = 400;
+            reason = NO_VERSION_REASON;
+            r = TN_ERR;
+            break;
+        }
     }
     *sc = s;
     if (r == TN_OK) {
@@ -575,27 +601,27 @@ static inline int classify(struct tn_h1_fields *f, const char *n, size_t nl, con
 {
     switch (nl) {
     case 2:
-        return name_is(n, "te", 2) ? TN_H1_HDR_F_HOP : 0;
+        return name_is(n, "te", 2) ? TN_FIELD_F_HOP : 0;
     case 4:
         if (is_resp || !name_is(n, "host", 4))
             return 0;
         if (f->nhost++ == 0)
             f->host = idx;
-        return TN_H1_HDR_F_HOST;
+        return TN_FIELD_F_HOST;
     case 6:
         if (!is_resp && name_is(n, "expect", 6) && vl == 12 && name_is(v, "100-continue", 12))
             f->expect_continue = 1;
         return 0;
     case 7:
-        return name_is(n, "trailer", 7) || name_is(n, "upgrade", 7) ? TN_H1_HDR_F_HOP : 0;
+        return name_is(n, "trailer", 7) || name_is(n, "upgrade", 7) ? TN_FIELD_F_HOP : 0;
     case 10:
         if (name_is(n, "keep-alive", 10))
-            return TN_H1_HDR_F_HOP;
+            return TN_FIELD_F_HOP;
         if (!name_is(n, "connection", 10))
             return 0;
         if (f->nconn++ == 0)
             f->conn_first = idx;
-        return add_conn(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_HOP : -1;
+        return add_conn(f, v, vl, why) == TN_OK ? TN_FIELD_F_HOP : -1;
     case 14:
         if (!name_is(n, "content-length", 14)) {
             if (!is_resp && underscore_lookalike(n, "content-length", 14)) {
@@ -604,34 +630,34 @@ static inline int classify(struct tn_h1_fields *f, const char *n, size_t nl, con
             }
             return 0;
         }
-        return add_cl(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_FRAMING : -1;
+        return add_cl(f, v, vl, why) == TN_OK ? TN_FIELD_F_FRAMING : -1;
     case 15:
         if (is_resp)
             return 0;
         if (name_is(n, "x-forwarded-for", 15))
-            return TN_H1_HDR_F_XFF;
+            return TN_FIELD_F_XFF;
         /* X_Forwarded_For would reach CGI-style apps as the real one: dropped */
-        return underscore_lookalike(n, "x-forwarded-for", 15) ? TN_H1_HDR_F_HOP : 0;
+        return underscore_lookalike(n, "x-forwarded-for", 15) ? TN_FIELD_F_HOP : 0;
     case 16:
-        return name_is(n, "proxy-connection", 16) ? TN_H1_HDR_F_HOP : 0;
+        return name_is(n, "proxy-connection", 16) ? TN_FIELD_F_HOP : 0;
     case 17:
         if (name_is(n, "transfer-encoding", 17))
-            return add_te(f, v, vl, why) == TN_OK ? TN_H1_HDR_F_FRAMING : -1;
+            return add_te(f, v, vl, why) == TN_OK ? TN_FIELD_F_FRAMING : -1;
         if (is_resp)
             return 0;
         if (name_is(n, "x-forwarded-proto", 17))
-            return TN_H1_HDR_F_XFP;
+            return TN_FIELD_F_XFP;
         if (underscore_lookalike(n, "transfer-encoding", 17)) {
             *why = "Transfer_Encoding look-alike field";
             return -1;
         }
-        return underscore_lookalike(n, "x-forwarded-proto", 17) ? TN_H1_HDR_F_HOP : 0;
+        return underscore_lookalike(n, "x-forwarded-proto", 17) ? TN_FIELD_F_HOP : 0;
     }
     return 0;
 }
 
 /* Flags HOP every field a Connection field names (it may come before). */
-static void flag_connection_names(struct tn_h1_fields *f, struct tn_h1_hdr *hdrs)
+static void flag_connection_names(struct tn_h1_fields *f, struct tn_field *hdrs)
 {
     unsigned i, j;
 
@@ -644,7 +670,7 @@ static void flag_connection_names(struct tn_h1_fields *f, struct tn_h1_hdr *hdrs
         while (list_next(&p, end, &t, &tl) > 0)
             for (j = 0; j < f->nhdrs; j++)
                 if (hdrs[j].name_len == tl && ieq(hdrs[j].name, t, tl))
-                    hdrs[j].flags |= TN_H1_HDR_F_HOP;
+                    hdrs[j].flags |= TN_FIELD_F_HOP;
     }
 }
 
@@ -677,7 +703,7 @@ static const char *value_error(const unsigned char *p)
     return "control byte in field value";
 }
 
-int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_h1_hdr *hdrs,
+int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_field *hdrs,
                        unsigned max, int is_resp, struct tn_h1_fields *f, const char **why)
 {
     const unsigned char *p = (const unsigned char *)buf + *off;
@@ -688,7 +714,7 @@ int tn_h1_parse_fields(const char *buf, size_t len, size_t *off, struct tn_h1_hd
     f->status = 400;
     while (*p != '\r') {
         const unsigned char *name = p, *val, *ve;
-        struct tn_h1_hdr *h;
+        struct tn_field *h;
         size_t nl;
         int fl;
 
@@ -937,7 +963,7 @@ static int check_req_fields(struct tn_h1_req *req, const struct tn_h1_fields *f,
         return 400;
     }
     if (f->nhost) {
-        const struct tn_h1_hdr *h = &req->hdrs[f->host];
+        const struct tn_field *h = &req->hdrs[f->host];
 
         if (!host_valid(h->value, h->value_len)) {
             *why = "invalid Host";
@@ -982,7 +1008,7 @@ static int check_req_fields(struct tn_h1_req *req, const struct tn_h1_fields *f,
 int tn_h1_parse_req(struct tn_h1_req *req, const char *buf, size_t len,
                     const struct tn_h1_limits *lim, const char **why)
 {
-    struct tn_h1_hdr *hdrs = req->hdrs;
+    struct tn_field *hdrs = req->hdrs;
     struct tn_h1_fields f;
     size_t start, off = 0;
     int st;
@@ -1020,7 +1046,7 @@ fail:
 
 /* ---- lookups ---- */
 
-const struct tn_h1_hdr *tn_h1_find(const struct tn_h1_hdr *hdrs, unsigned n, const char *name)
+const struct tn_field *tn_h1_find(const struct tn_field *hdrs, unsigned n, const char *name)
 {
     size_t nl = strlen(name);
     unsigned i;
@@ -1064,7 +1090,7 @@ static int cookie_in(const char *p, const char *end, const char *name, size_t nl
     return 0;
 }
 
-int tn_h1_cookie(const struct tn_h1_hdr *hdrs, unsigned n, const char *name, const char **val,
+int tn_h1_cookie(const struct tn_field *hdrs, unsigned n, const char *name, const char **val,
                  size_t *vlen)
 {
     size_t nl = strlen(name);

@@ -111,7 +111,7 @@ static int resp_framing(struct tn_h1_resp *resp, const struct tn_h1_fields *f,
 int tn_h1_parse_resp(struct tn_h1_resp *resp, const char *buf, size_t len,
                      enum tn_h1_method req_method, const struct tn_h1_limits *lim, const char **why)
 {
-    struct tn_h1_hdr *hdrs = resp->hdrs;
+    struct tn_field *hdrs = resp->hdrs;
     struct tn_h1_fields f;
     size_t start = 0, off;
     int n;

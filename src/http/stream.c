@@ -1,733 +1,878 @@
-/* One proxied exchange: route the parsed request, lease an upstream
- * connection from the chosen server's pool, forward the head, stream the
- * request body (Content-Length or re-framed chunked) with backpressure,
- * parse the response strictly and relay it. Bodies move between evbuffers
- * without copies; each side stops reading while the other side's output is
- * above TN_HIGH_WATER. */
+/* Streams: one request from head parsed to log line, whatever codec
+ * carried it. The stream copies the request head into its arena, routes it,
+ * and makes attempts: each leases an upstream connection (h1up.c speaks
+ * HTTP/1.1 on it). A request shifted to "to" that fails before any response
+ * byte reached the client is replayed once on "from" (DESIGN.md
+ * "Per-request rollback"), within the route's replay budget; for that the
+ * body is copied into s->replay as it streams, up to rollback.max_body. The
+ * response goes back through the codec's table. A stream ends with its
+ * access log line and is freed by the worker's end-of-callback hook. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "turnout/client.h"
+#include "turnout/accesslog.h"
+#include "turnout/arena.h"
+#include "turnout/budget.h"
 #include "turnout/common.h"
 #include "turnout/h1.h"
+#include "turnout/h1up.h"
 #include "turnout/io.h"
-#include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/route.h"
 #include "turnout/stream.h"
 #include "turnout/worker.h"
 
-#define TN_HIGH_WATER (256u << 10)
-#define TN_LOW_WATER (64u << 10)
-/* A request body must make this much progress per client_body period (or
- * finish): a client trickling bytes to hold a connection is cut off. */
-#define TN_BODY_MIN_PER_PERIOD 1024u
-/* More 1xx responses than this before the final one is a broken backend
- * (a client that does not read would otherwise make us buffer them all). */
-#define TN_MAX_INTERIM 16
+#define HIGH_WATER (256u << 10) /* upstream output above this: pause the codec */
+#define LOW_WATER (64u << 10)   /* ... until it drains to this */
+#define MAX_FREE_STREAMS 1024   /* recycled stream objects kept per worker */
 
-/* ---- head serialization into the worker's scratch space ---- */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int overflow;
+static const char *const state_names[] = {
+#define TN_X_NAME(s) #s,
+    TN_STREAM_STATES(TN_X_NAME)
+#undef TN_X_NAME
 };
 
-static void sb_add(struct sbuf *b, const char *s, size_t n)
+static const char *const error_names[] = {
+#define TN_X_NAME(e, n) n,
+    TN_ATTEMPT_ERRORS(TN_X_NAME)
+#undef TN_X_NAME
+};
+
+static const char *const replay_names[] = {
+#define TN_X_NAME(r, n) n,
+    TN_REPLAY_REASONS(TN_X_NAME)
+#undef TN_X_NAME
+};
+
+static const char *const noreplay_names[] = {
+#define TN_X_NAME(r, n) n,
+    TN_NOREPLAY_REASONS(TN_X_NAME)
+#undef TN_X_NAME
+};
+
+#define BIT(s) (1u << TN_STREAM_##s)
+/* Legal next states (staying put is always legal). */
+static const unsigned legal_next[] = {
+    [TN_STREAM_ROUTE] = BIT(CONNECT) | BIT(SEND) | BIT(WAIT_RESP) | BIT(HOLD) | BIT(DONE),
+    [TN_STREAM_CONNECT] = BIT(SEND) | BIT(WAIT_RESP) | BIT(HOLD) | BIT(RESP) | BIT(DONE),
+    [TN_STREAM_SEND] = BIT(CONNECT) | BIT(WAIT_RESP) | BIT(HOLD) | BIT(RESP) | BIT(DONE),
+    [TN_STREAM_WAIT_RESP] = BIT(CONNECT) | BIT(SEND) | BIT(RESP) | BIT(HOLD) | BIT(DONE),
+    [TN_STREAM_HOLD] = BIT(CONNECT) | BIT(WAIT_RESP) | BIT(DONE),
+    [TN_STREAM_RESP] = BIT(DONE),
+    [TN_STREAM_DONE] = 0,
+};
+#undef BIT
+
+const char *tn_stream_state_name(enum tn_stream_state st)
 {
-    if (b->len + n > b->cap) {
-        b->overflow = 1;
-        return;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
+    return state_names[st];
 }
 
-#define SB_LIT(b, lit) sb_add((b), (lit), sizeof(lit) - 1)
-
-static void sb_u64(struct sbuf *b, uint64_t v)
+const char *tn_attempt_error_name(enum tn_attempt_error e)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    sb_add(b, tmp + i, sizeof(tmp) - i);
+    return error_names[e];
 }
 
-/* Writes "<hex>\r\n" for a chunk of n bytes into out[24]; returns its length. */
-static size_t chunk_line(char *out, size_t n)
+static void set_state(struct tn_stream *s, enum tn_stream_state st)
 {
-    static const char hex[] = "0123456789abcdef";
-    char tmp[20];
-    size_t i = sizeof(tmp), len;
-
-    do {
-        tmp[--i] = hex[n & 15];
-        n >>= 4;
-    } while (n);
-    len = sizeof(tmp) - i;
-    memcpy(out, tmp + i, len);
-    out[len] = '\r';
-    out[len + 1] = '\n';
-    return len + 2;
+    TN_BUG_ON(st != s->state && !(legal_next[s->state] & (1u << st)));
+    s->state = st;
 }
 
-static void sb_field(struct sbuf *b, const struct tn_h1_hdr *h)
+static void arm(struct tn_stream *s, const struct timeval *tv)
 {
-    sb_add(b, h->name, h->name_len);
-    SB_LIT(b, ": ");
-    sb_add(b, h->value, h->value_len);
-    SB_LIT(b, "\r\n");
+    evtimer_add(&s->timer, tv);
 }
 
-/* Writes the upstream request head for c into out. Returns TN_OK or TN_ERR
- * (head too large for the scratch space). */
-static int write_request_head(struct tn_client *c, struct evbuffer *out)
+static struct tn_attempt *cur_attempt(struct tn_stream *s)
 {
-    const struct tn_h1_req *r = &c->req;
-    struct tn_worker *w = c->w;
-    struct sbuf b = { w->scratch, 0, w->scratch_len, 0 };
-    int xff = 0;
-    unsigned i;
-
-    sb_add(&b, r->method_str, r->method_len);
-    SB_LIT(&b, " ");
-    sb_add(&b, r->target, r->target_len);
-    SB_LIT(&b, " HTTP/1.1\r\nHost: ");
-    if (r->host) {
-        sb_add(&b, r->host, r->host_len);
-    } else {
-        const struct tn_pool *p = w->wp->pools[c->dec.backend][c->server];
-
-        sb_add(&b, p->name, strlen(p->name));
-    }
-    SB_LIT(&b, "\r\n");
-    for (i = 0; i < r->nhdrs; i++) {
-        const struct tn_h1_hdr *h = &r->hdrs[i];
-
-        if (!(h->flags & (TN_H1_HDR_F_HOP | TN_H1_HDR_F_FRAMING | TN_H1_HDR_F_HOST |
-                          TN_H1_HDR_F_XFF | TN_H1_HDR_F_XFP))) {
-            /* RFC 9110 10.1.1: Expect from an HTTP/1.0 client is ignored */
-            if (r->minor == 0 && h->name_len == 6 && tn_strieq(h->name, 6, "expect"))
-                continue;
-            sb_field(&b, h);
-        }
-        else if ((h->flags & TN_H1_HDR_F_XFF) && h->value_len)
-            xff = 1;
-    }
-    /* every incoming X-Forwarded-For value, in order, then the client */
-    SB_LIT(&b, "X-Forwarded-For: ");
-    for (i = 0; xff && i < r->nhdrs; i++) {
-        const struct tn_h1_hdr *h = &r->hdrs[i];
-
-        if (!(h->flags & TN_H1_HDR_F_XFF) || !h->value_len)
-            continue;
-        sb_add(&b, h->value, h->value_len);
-        SB_LIT(&b, ", ");
-    }
-    sb_add(&b, c->peer_ip, strlen(c->peer_ip));
-    SB_LIT(&b, "\r\nX-Forwarded-Proto: http\r\nVia: 1.1 turnout\r\n");
-    if (r->framing == TN_H1_BODY_LENGTH) {
-        SB_LIT(&b, "Content-Length: ");
-        sb_u64(&b, r->content_length);
-        SB_LIT(&b, "\r\n");
-    } else if (r->framing == TN_H1_BODY_CHUNKED) {
-        SB_LIT(&b, "Transfer-Encoding: chunked\r\n");
-    }
-    SB_LIT(&b, "\r\n");
-    if (b.overflow)
-        return TN_ERR;
-    evbuffer_add(out, b.p, b.len);
-    return TN_OK;
+    return s->natt ? &s->att[s->natt - 1] : NULL;
 }
 
-/* Writes the response head (final or interim) for the client. */
-static int write_response_head(struct tn_client *c, const struct tn_h1_resp *rs,
-                               struct evbuffer *out, int interim)
+static const struct tn_conf *conf_of(const struct tn_stream *s)
 {
-    struct tn_worker *w = c->w;
-    struct sbuf b = { w->scratch, 0, w->scratch_len, 0 };
-    const struct tn_conf *conf = c->wp->plan->conf;
-    char status[4] = { (char)('0' + rs->status / 100), (char)('0' + rs->status / 10 % 10),
-                       (char)('0' + rs->status % 10), ' ' };
-    unsigned i;
-    int dated = 0;
-
-    SB_LIT(&b, "HTTP/1.1 ");
-    sb_add(&b, status, 4);
-    sb_add(&b, rs->reason, rs->reason_len);
-    SB_LIT(&b, "\r\n");
-    for (i = 0; i < rs->nhdrs; i++) {
-        const struct tn_h1_hdr *h = &rs->hdrs[i];
-
-        if (!(h->flags & (TN_H1_HDR_F_HOP | TN_H1_HDR_F_FRAMING))) {
-            sb_field(&b, h);
-            dated |= h->name_len == 4 && tn_strieq(h->name, 4, "date");
-        }
-        else if ((h->flags & TN_H1_HDR_F_FRAMING) && rs->framing == TN_H1_BODY_NONE && !interim &&
-                 (rs->status == 304 || c->req.method == TN_H1_M_HEAD) &&
-                 tn_strieq(h->name, h->name_len, "content-length"))
-            sb_field(&b, h); /* HEAD and 304 keep the length they describe; never 204 */
-    }
-    /* RFC 9110 7.6.3: a proxy adds Via to what it forwards; 6.6.1: a
-     * response forwarded without Date gets the time it was received */
-    SB_LIT(&b, "Via: 1.1 turnout\r\n");
-    if (!dated && !interim) {
-        const char *date = tn_worker_http_date(w);
-
-        SB_LIT(&b, "Date: ");
-        sb_add(&b, date, strlen(date));
-        SB_LIT(&b, "\r\n");
-    }
-    if (!interim) {
-        if (rs->framing == TN_H1_BODY_LENGTH) {
-            SB_LIT(&b, "Content-Length: ");
-            sb_u64(&b, rs->content_length);
-            SB_LIT(&b, "\r\n");
-        } else if ((rs->framing == TN_H1_BODY_CHUNKED || rs->framing == TN_H1_BODY_CLOSE) &&
-                   !c->resp_to_http10) {
-            SB_LIT(&b, "Transfer-Encoding: chunked\r\n");
-        }
-        if (c->dec.set_cookie && conf->assign_cookie.enabled) {
-            char ck[160];
-            int n = snprintf(ck, sizeof(ck), "Set-Cookie: %s=%s; Max-Age=%llu; Path=/; HttpOnly\r\n",
-                             conf->assign_cookie.name, c->dec.key_buf,
-                             (unsigned long long)conf->assign_cookie.max_age_s);
-
-            if (n > 0 && (size_t)n < sizeof(ck))
-                sb_add(&b, ck, (size_t)n);
-        }
-        if (c->flags & TN_CLIENT_F_CLOSE_AFTER)
-            SB_LIT(&b, "Connection: close\r\n");
-        else if (c->req.minor == 0)
-            SB_LIT(&b, "Connection: keep-alive\r\n");
-    }
-    SB_LIT(&b, "\r\n");
-    if (b.overflow)
-        return TN_ERR;
-    evbuffer_add(out, b.p, b.len);
-    c->log.bytes_out += b.len;
-    return TN_OK;
+    return s->wp->plan->conf;
 }
 
-/* ---- upstream lease ---- */
-
-static void on_up_read(struct tn_io *io, void *arg);
-static void on_up_write(struct tn_io *io, void *arg);
-static void on_up_event(struct tn_io *io, int what, void *arg);
-
-void tn_stream_release_upstream(struct tn_client *c, int reusable)
+static struct tn_route_wstate *route_state(struct tn_stream *s)
 {
-    struct tn_upstream *u = c->up;
+    return tn_worker_route_state(s->w, s->wp->plan->routes[s->dec.route].id);
+}
+
+/* ---- ending ---- */
+
+/* Ends the lease of the current attempt's connection. */
+static void release_up(struct tn_stream *s)
+{
+    struct tn_upstream *u = s->up;
 
     if (!u)
         return;
-    c->up = NULL;
-    u->io.flags &= ~TN_IO_F_NOTIFY;
-    if (c->flags & TN_CLIENT_F_REQ_PAUSED)
-        tn_client_resume_read(c);
-    if (reusable)
-        tn_pool_put(u);
-    else
-        tn_upstream_discard(u);
+    s->up = NULL;
+    u->owner = NULL;
+    tn_upstream_release(u);
 }
 
-/* Leases an upstream connection for c (pooled unless fresh) and writes the
- * request head on it. Returns TN_OK or answers the client and TN_ERR. */
-static int lease_upstream(struct tn_client *c, int fresh)
+/* The stream is over: log it, give the plan back, free it later. */
+static void finish(struct tn_stream *s)
 {
-    struct tn_pool *pool = c->wp->pools[c->dec.backend][c->server];
-    struct tn_upstream *u = fresh ? NULL : tn_pool_take(pool);
-    const char *why = NULL;
+    struct tn_worker *w = s->w;
 
-    if (!u && !(u = tn_upstream_connect(pool, &why))) {
-        tn_client_error(c, 502, why, !(c->flags & TN_CLIENT_F_REQ_DONE));
+    if (s->state == TN_STREAM_DONE)
+        return;
+    evtimer_del(&s->timer);
+    release_up(s);
+    tn_accesslog_write(w->log, s);
+    set_state(s, TN_STREAM_DONE);
+    s->down = NULL;
+    s->down_ctx = NULL;
+    if (s->wp)
+        tn_wplan_release(w, s->wp);
+    s->wp = NULL;
+    TAILQ_REMOVE(&w->streams, s, link);
+    TAILQ_INSERT_TAIL(&w->dead_streams, s, link);
+    w->nstreams--;
+    tn_worker_stream_gone(w);
+}
+
+/* Answers an error of our own (nothing was sent yet) and ends. TN_ERR. */
+static int fail_stream(struct tn_stream *s, int status, const char *why)
+{
+    const struct tn_stream_ops *down = s->down;
+
+    release_up(s);
+    s->status = status;
+    if (!s->reason)
+        s->reason = why;
+    if (down)
+        down->abort(s, status, why);
+    finish(s);
+    return TN_ERR;
+}
+
+/* Cuts a response that already started and ends. TN_ERR. */
+static int cut_stream(struct tn_stream *s, const char *why)
+{
+    const struct tn_stream_ops *down = s->down;
+
+    release_up(s);
+    if (!s->reason)
+        s->reason = why;
+    if (down)
+        down->abort(s, 0, why);
+    finish(s);
+    return TN_ERR;
+}
+
+/* ---- the request ---- */
+
+/* Points into the arena copy b of m->base when p lies in m->base (the
+ * usual case); copies p otherwise (a parser may point at a constant). */
+static const char *rebase(struct tn_arena *a, const struct tn_msg *m, const char *b, const char *p,
+                          size_t n)
+{
+    uintptr_t lo = (uintptr_t)m->base, at = (uintptr_t)p;
+
+    if (!p)
+        return NULL;
+    if (b && at >= lo && at + n <= lo + m->base_len)
+        return b + (at - lo);
+    return tn_arena_strndup(a, p, n);
+}
+
+/* Copies request m into the arena (one block when m->base is set). */
+static int copy_request(struct tn_stream *s, const struct tn_msg *m)
+{
+    struct tn_arena *a = &s->arena;
+    struct tn_msg *r = &s->req;
+    char *b = NULL;
+    unsigned i;
+
+    *r = *m;
+    r->extra = NULL;
+    r->nextra = 0;
+    r->fields = m->nfields ? tn_arena_alloc(a, m->nfields * sizeof(*r->fields)) : NULL;
+    if (m->nfields && !r->fields)
         return TN_ERR;
+    if (m->base) {
+        if (!(b = tn_arena_alloc(a, m->base_len)))
+            return TN_ERR;
+        memcpy(b, m->base, m->base_len);
     }
-    u->owner = c;
-    c->up = u;
-    tn_io_setcb(&u->io, on_up_read, on_up_write, on_up_event, c);
-    tn_io_read(&u->io, 1);
-    if (write_request_head(c, u->io.out) != TN_OK) {
-        tn_client_error(c, 431, "request_head_too_large", 1);
+    r->base = b;
+    r->method_str = rebase(a, m, b, m->method_str, m->method_len);
+    r->target = rebase(a, m, b, m->target, m->target_len);
+    r->authority = rebase(a, m, b, m->authority, m->authority_len);
+    if (!r->method_str || !r->target || (m->authority && !r->authority))
         return TN_ERR;
+    for (i = 0; i < m->nfields; i++) {
+        r->fields[i] = m->fields[i];
+        r->fields[i].name = rebase(a, m, b, m->fields[i].name, m->fields[i].name_len);
+        r->fields[i].value = rebase(a, m, b, m->fields[i].value, m->fields[i].value_len);
+        if (!r->fields[i].name || !r->fields[i].value)
+            return TN_ERR;
     }
-    c->flags |= TN_CLIENT_F_UP_REUSABLE;
     return TN_OK;
 }
 
-/* The whole request is on its way upstream: wait for the response head. */
-static void request_sent(struct tn_client *c)
+static int method_listed(const struct tn_conf_strlist *l, const struct tn_msg *r)
 {
-    c->flags |= TN_CLIENT_F_REQ_DONE;
-    if (c->state == TN_CLIENT_CONNECT)
-        return; /* on_up_connected() takes it from here */
-    if (c->state == TN_CLIENT_REQ_BODY)
-        tn_client_set_state(c, TN_CLIENT_WAIT_RESP);
-    if (c->state == TN_CLIENT_WAIT_RESP)
-        tn_client_arm(c, c->wp->tv_response); /* the response head must come in time */
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        if (strlen(l->v[i]) == r->method_len && !memcmp(l->v[i], r->method_str, r->method_len))
+            return 1;
+    return 0;
 }
 
-/* Moves request body bytes client -> upstream; stops at the body's end so
- * a pipelined request stays in the input. */
-static void pump_request_body(struct tn_client *c)
+/* Decides whether this request may be replayed should its attempt on "to"
+ * fail, and whether its body must be kept for that. */
+static void decide_replay(struct tn_stream *s)
 {
-    struct evbuffer *in = c->io.in;
-    struct evbuffer *out = c->up->io.out;
-    const struct tn_conf_limits *lm = &c->wp->plan->conf->limits;
-    size_t before = evbuffer_get_length(in);
+    const struct tn_conf_rollback *rb = &conf_of(s)->rollback;
+    const struct tn_conf_route *route;
+    const struct tn_msg *r = &s->req;
+
+    s->no_replay = -1;
+    if (!rb->enabled || s->dec.reason != TN_ROUTE_SHIFT_TO)
+        return;
+    route = s->wp->plan->routes[s->dec.route].conf;
+    if (route->from_idx == route->to_idx)
+        return;
+    if (!method_listed(&rb->methods, r) &&
+        !(rb->idempotency_key && tn_h1_find(r->fields, r->nfields, "idempotency-key"))) {
+        s->no_replay = TN_NOREPLAY_NOT_REPLAYABLE;
+        return;
+    }
+    if (r->body == TN_BODY_LENGTH && r->content_length > rb->max_body) {
+        s->no_replay = TN_NOREPLAY_BODY_TOO_LARGE;
+        return;
+    }
+    s->flags |= TN_STREAM_F_REPLAYABLE;
+    if (r->body != TN_BODY_NONE) {
+        if (!s->replay && !(s->replay = evbuffer_new())) {
+            s->flags &= ~TN_STREAM_F_REPLAYABLE;
+            return;
+        }
+        s->flags |= TN_STREAM_F_KEEP;
+    }
+}
+
+/* Copies n bytes of src into the replay buffer; stops keeping (the body is
+ * too large) past rollback.max_body. */
+static void keep_body(struct tn_stream *s, struct evbuffer *src, size_t n)
+{
+    size_t have = evbuffer_get_length(s->replay);
+    struct evbuffer_iovec v;
+
+    if (have + n > conf_of(s)->rollback.max_body ||
+        evbuffer_reserve_space(s->replay, (ssize_t)n, &v, 1) != 1) {
+        evbuffer_drain(s->replay, have);
+        s->flags &= ~(TN_STREAM_F_KEEP | TN_STREAM_F_REPLAYABLE);
+        s->no_replay = TN_NOREPLAY_BODY_TOO_LARGE;
+        return;
+    }
+    evbuffer_copyout(src, v.iov_base, n);
+    v.iov_len = n;
+    evbuffer_commit_space(s->replay, &v, 1);
+}
+
+/* ---- attempts ---- */
+
+static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const char *why);
+
+/* Starts an attempt on backend (server < 0: the balancer picks), on a fresh
+ * connection when fresh. Returns TN_OK, or TN_ERR when the stream ended. */
+static int start_attempt(struct tn_stream *s, int backend, int server, int fresh)
+{
+    const struct tn_conf *conf = conf_of(s);
+    struct tn_attempt *a;
+    struct tn_upstream *u;
+    struct tn_pool *pool;
+    enum tn_body_kind kind = s->req.body;
+    uint64_t len = s->req.content_length;
     const char *why = NULL;
-    int done = 0;
+    int resend = s->natt > 0;
 
-    if (c->flags & TN_CLIENT_F_REQ_DONE)
-        return;
-    if (c->req.framing == TN_H1_BODY_LENGTH) {
-        int moved = evbuffer_remove_buffer(in, out, (size_t)c->req_left);
-
-        if (moved > 0)
-            c->req_left -= (uint64_t)moved;
-        done = c->req_left == 0;
+    if (server < 0)
+        server = tn_balance_pick(&s->wp->balance[backend], &conf->backends[backend]);
+    if (server < 0)
+        return fail_stream(s, 503, "no_server");
+    TN_BUG_ON(s->natt >= TN_STREAM_MAX_ATTEMPTS);
+    a = &s->att[s->natt++];
+    memset(a, 0, sizeof(*a));
+    a->backend = backend;
+    a->server = server;
+    a->start_us = tn_now_us();
+    pool = s->wp->pools[backend][server];
+    u = fresh ? NULL : tn_pool_take(pool);
+    if (u)
+        a->reused = 1;
+    else if (!(u = tn_upstream_connect(pool, &why)))
+        return attempt_failed(s, TN_ATTEMPT_E_CONNECT_ERROR, why);
+    s->up = u;
+    if (resend && kind != TN_BODY_NONE) { /* the kept body, decoded */
+        kind = TN_BODY_LENGTH;
+        len = evbuffer_get_length(s->replay);
+    }
+    if (tn_h1up_start(u, s, kind, len) != TN_OK)
+        return fail_stream(s, 431, "request_head_too_large");
+    if (resend && kind != TN_BODY_NONE)
+        tn_h1up_data_ref(u, s->replay);
+    if (s->flags & TN_STREAM_F_REQ_DONE)
+        tn_h1up_end(u);
+    if (!u->connected) {
+        set_state(s, TN_STREAM_CONNECT);
+        arm(s, s->wp->tv_connect);
+    } else if (s->flags & TN_STREAM_F_REQ_DONE) {
+        set_state(s, TN_STREAM_WAIT_RESP);
+        arm(s, s->wp->tv_response);
     } else {
-        int rc = tn_chunked_decode(&c->req_chunked, in, out, 1, &why);
+        set_state(s, TN_STREAM_SEND);
+    }
+    return TN_OK;
+}
 
-        if (rc == TN_ERR) {
-            tn_stream_release_upstream(c, 0);
-            if (c->flags & TN_CLIENT_F_RESP_SENT)
-                tn_client_abort(c, why);
-            else
-                tn_client_error(c, 400, why, 1);
-            return;
-        }
-        if (lm->body && c->req_chunked.total > lm->body) {
-            tn_stream_release_upstream(c, 0);
-            tn_client_error(c, 413, "request_body_too_large", 1);
-            return;
-        }
-        done = rc == TN_OK;
-    }
-    if (evbuffer_get_length(in) != before) {
-        c->log.bytes_in += before - evbuffer_get_length(in);
-        c->body_period += before - evbuffer_get_length(in);
-        c->progress++;
-    }
-    if (done) {
-        request_sent(c);
-        return;
-    }
-    if (evbuffer_get_length(out) >= TN_HIGH_WATER) {
-        tn_io_read(&c->io, 0); /* on_up_write() resumes */
-        c->flags |= TN_CLIENT_F_REQ_PAUSED;
-        tn_io_notify_low(&c->up->io, TN_LOW_WATER);
+static enum tn_replay_reason replay_reason(enum tn_attempt_error err)
+{
+    switch (err) {
+    case TN_ATTEMPT_E_CONNECT_ERROR:
+    case TN_ATTEMPT_E_CONNECT_TIMEOUT:
+        return TN_REPLAY_CONNECT;
+    case TN_ATTEMPT_E_TIMEOUT:
+        return TN_REPLAY_TIMEOUT;
+    case TN_ATTEMPT_E_NONE:
+        return TN_REPLAY_STATUS;
+    default:
+        return TN_REPLAY_RESET;
     }
 }
 
-void tn_stream_start(struct tn_client *c)
+/* Whether the failure of the current attempt may be replayed now; counts
+ * the replay (or why not) and sets the log reason. */
+static int replay_allowed(struct tn_stream *s, enum tn_replay_reason why)
 {
-    struct tn_worker *w = c->w;
-    struct tn_h1_req *r = &c->req;
+    const struct tn_conf_rollback *rb = &conf_of(s)->rollback;
+    struct tn_route_wstate *rs;
+
+    if (s->flags & TN_STREAM_F_REPLAYED)
+        return 0;
+    if (!(s->flags & TN_STREAM_F_REPLAYABLE)) {
+        if (s->no_replay >= 0) {
+            route_state(s)->refused[s->no_replay]++;
+            s->reason = noreplay_names[s->no_replay];
+        }
+        return 0;
+    }
+    if ((why == TN_REPLAY_CONNECT && !rb->on_connect_error) ||
+        (why == TN_REPLAY_TIMEOUT && !rb->on_timeout))
+        return 0;
+    rs = route_state(s);
+    if (!tn_budget_take(&rs->budget, tn_now_ms())) {
+        rs->refused[TN_NOREPLAY_BUDGET]++;
+        s->reason = noreplay_names[TN_NOREPLAY_BUDGET];
+        return 0;
+    }
+    rs->replays[why]++;
+    s->flags |= TN_STREAM_F_REPLAYED;
+    s->reason = replay_names[why];
+    return 1;
+}
+
+/* Replays on the route's "from" backend, at once or once the body is in.
+ * The failed attempt's connection is already released. */
+static int replay(struct tn_stream *s, int fail_status, const char *why)
+{
+    const struct tn_conf_route *route = s->wp->plan->routes[s->dec.route].conf;
+
+    if (!(s->flags & TN_STREAM_F_REQ_DONE)) {
+        s->fail_status = fail_status;
+        s->fail_why = why;
+        set_state(s, TN_STREAM_HOLD);
+        if ((s->flags & TN_STREAM_F_REQ_PAUSED) && s->down) {
+            s->flags &= ~TN_STREAM_F_REQ_PAUSED;
+            s->down->resume(s);
+        }
+        return TN_OK;
+    }
+    return start_attempt(s, route->from_idx, -1, 0);
+}
+
+/* The current attempt failed before (or after) the response started.
+ * Retries a stale pooled connection, replays, answers an error or cuts.
+ * Returns TN_OK while the stream goes on, TN_ERR once it ended. */
+static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const char *why)
+{
+    struct tn_attempt *a = cur_attempt(s);
+    int got_bytes = s->up && (s->up->flags & TN_UP_F_GOT_BYTES);
+    int status = err == TN_ATTEMPT_E_TIMEOUT ? 504 : 502;
+
+    a->err = err;
+    release_up(s);
+    evtimer_del(&s->timer);
+    if (s->flags & TN_STREAM_F_RESP_STARTED) {
+        a->err = TN_ATTEMPT_E_CUT;
+        if ((s->flags & TN_STREAM_F_REPLAYABLE) && !(s->flags & TN_STREAM_F_REPLAYED)) {
+            route_state(s)->refused[TN_NOREPLAY_RESPONSE_STARTED]++;
+            s->reason = noreplay_names[TN_NOREPLAY_RESPONSE_STARTED];
+        }
+        return cut_stream(s, why);
+    }
+    /* a pooled connection the server closed just before we reused it */
+    if ((err == TN_ATTEMPT_E_RESET || err == TN_ATTEMPT_E_CLOSED) && a->reused && !got_bytes &&
+        !(s->flags & TN_STREAM_F_RETRIED) &&
+        (s->req.body == TN_BODY_NONE ||
+         ((s->flags & TN_STREAM_F_REQ_DONE) && (s->flags & TN_STREAM_F_KEEP)))) {
+        s->flags |= TN_STREAM_F_RETRIED;
+        return start_attempt(s, a->backend, a->server, 1);
+    }
+    if (replay_allowed(s, replay_reason(err)))
+        return replay(s, status, why);
+    return fail_stream(s, status, why);
+}
+
+/* ---- the codec's calls (tn_stream_ops) ---- */
+
+static int on_head(struct tn_stream *s, const struct tn_msg *m)
+{
+    struct tn_worker *w = s->w;
     const struct tn_conf *conf;
     struct tn_route_req rq;
-    int has_body = r->framing != TN_H1_BODY_NONE;
+    struct tn_route_wstate *rs;
 
-    c->wp = tn_wplan_acquire(w);
-    conf = c->wp->plan->conf;
-    if (conf->limits.body && r->framing == TN_H1_BODY_LENGTH && r->content_length > conf->limits.body) {
-        tn_client_error(c, 413, "request_body_too_large", 1);
-        return;
+    s->wp = tn_wplan_acquire(w);
+    conf = conf_of(s);
+    if (copy_request(s, m) != TN_OK)
+        return fail_stream(s, 503, "out_of_memory");
+    if (conf->limits.body && m->body == TN_BODY_LENGTH && m->content_length > conf->limits.body)
+        return fail_stream(s, 413, "request_body_too_large");
+    rq.method = s->req.method_str;
+    rq.method_len = s->req.method_len;
+    rq.host = s->req.authority;
+    rq.host_len = s->req.authority_len;
+    rq.target = s->req.target;
+    rq.target_len = s->req.target_len;
+    rq.hdrs = s->req.fields;
+    rq.nhdrs = s->req.nfields;
+    rq.client_ip = s->client_ip;
+    if (tn_route_decide(s->wp->plan, &rq, w->md, &s->dec) != TN_OK)
+        return fail_stream(s, 503, "no_route");
+    rs = route_state(s);
+    rs->requests++;
+    tn_budget_request(&rs->budget, tn_now_ms());
+    decide_replay(s);
+    if (s->req.body == TN_BODY_NONE)
+        s->flags |= TN_STREAM_F_REQ_DONE;
+    if ((s->req.flags & TN_MSG_F_EXPECT_CONTINUE) && (s->flags & TN_STREAM_F_KEEP) && s->down) {
+        /* the body must come to us whatever the first attempt does */
+        struct tn_msg cont = { .status = 100 };
+
+        s->flags |= TN_STREAM_F_CONTINUE;
+        if (s->down->head(s, &cont) != TN_OK)
+            return TN_ERR;
     }
-    rq.method = r->method_str;
-    rq.method_len = r->method_len;
-    rq.host = r->host;
-    rq.host_len = r->host_len;
-    rq.target = r->target;
-    rq.target_len = r->target_len;
-    rq.hdrs = r->hdrs;
-    rq.nhdrs = r->nhdrs;
-    rq.client_ip = c->peer_ip;
-    if (tn_route_decide(c->wp->plan, &rq, w->md, &c->dec) != TN_OK) {
-        tn_client_error(c, 503, "no_route", has_body);
-        return;
+    return start_attempt(s, s->dec.backend, -1, 0);
+}
+
+static int on_data(struct tn_stream *s, struct evbuffer *src, size_t n)
+{
+    struct tn_upstream *u = s->up;
+
+    s->body_seen += n;
+    s->progress++;
+    if (s->flags & TN_STREAM_F_KEEP) {
+        keep_body(s, src, n);
+        if (s->state == TN_STREAM_HOLD && !(s->flags & TN_STREAM_F_KEEP)) {
+            evbuffer_drain(src, n);
+            return fail_stream(s, s->fail_status, s->fail_why);
+        }
     }
-    c->log.reason = tn_route_reason_name(c->dec.reason);
-    c->server = tn_balance_pick(&c->wp->balance[c->dec.backend], &conf->backends[c->dec.backend]);
-    if (c->server < 0) {
-        tn_client_error(c, 503, "no_server", has_body);
-        return;
+    if (!u || s->state == TN_STREAM_HOLD || (s->flags & TN_STREAM_F_BODY_IGNORED)) {
+        evbuffer_drain(src, n);
+        return TN_OK;
     }
-    if (r->flags & TN_H1_REQ_F_CLOSE)
-        c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-    c->req_left = r->framing == TN_H1_BODY_LENGTH ? r->content_length : 0;
-    if (r->framing == TN_H1_BODY_CHUNKED)
-        tn_chunked_init(&c->req_chunked);
-    if (!has_body || (r->framing == TN_H1_BODY_LENGTH && !r->content_length))
-        c->flags |= TN_CLIENT_F_REQ_DONE;
-    if (lease_upstream(c, 0) != TN_OK)
+    tn_h1up_data(u, src, n);
+    if (evbuffer_get_length(u->io.out) >= HIGH_WATER && !(s->flags & TN_STREAM_F_REQ_PAUSED)) {
+        s->flags |= TN_STREAM_F_REQ_PAUSED;
+        if (s->down)
+            s->down->pause(s);
+        tn_io_notify_low(&u->io, LOW_WATER);
+        if (s->state == TN_STREAM_SEND)
+            arm(s, s->wp->tv_body); /* the backend must keep reading */
+    }
+    return TN_OK;
+}
+
+static int on_end(struct tn_stream *s)
+{
+    s->flags |= TN_STREAM_F_REQ_DONE;
+    if (s->state == TN_STREAM_HOLD)
+        return start_attempt(s, s->wp->plan->routes[s->dec.route].conf->from_idx, -1, 0);
+    if (!s->up || (s->flags & TN_STREAM_F_BODY_IGNORED))
+        return TN_OK;
+    tn_h1up_end(s->up);
+    if (s->state == TN_STREAM_SEND) {
+        set_state(s, TN_STREAM_WAIT_RESP);
+        arm(s, s->wp->tv_response);
+    }
+    return TN_OK;
+}
+
+static void on_abort(struct tn_stream *s, int status, const char *why)
+{
+    if (s->state == TN_STREAM_DONE)
         return;
-    r->hdrs = NULL; /* worker scratch: reused for the response */
-    r->nhdrs = 0;
-    if (!c->up->connected && !c->up->requests) {
-        tn_client_set_state(c, TN_CLIENT_CONNECT);
-        tn_client_arm(c, c->wp->tv_connect);
+    s->down = NULL; /* the codec answers for itself */
+    if (status)
+        s->status = status;
+    if (!(s->flags & TN_STREAM_F_REPLAYED) || status)
+        s->reason = why;
+    finish(s);
+}
+
+static void on_pause(struct tn_stream *s)
+{
+    s->flags |= TN_STREAM_F_RESP_PAUSED;
+    if (s->up)
+        tn_h1up_pause(s->up);
+}
+
+static void on_resume(struct tn_stream *s)
+{
+    s->flags &= ~TN_STREAM_F_RESP_PAUSED;
+    s->progress++;
+    if (s->up)
+        tn_h1up_resume(s->up);
+}
+
+const struct tn_stream_ops tn_stream_ops = {
+    .head = on_head,
+    .data = on_data,
+    .end = on_end,
+    .abort = on_abort,
+    .pause = on_pause,
+    .resume = on_resume,
+};
+
+/* ---- the upstream side's calls ---- */
+
+static int status_listed(const struct tn_conf_rollback *rb, int status)
+{
+    size_t i;
+
+    for (i = 0; i < rb->non_status; i++)
+        if (rb->on_status[i] == status)
+            return 1;
+    return 0;
+}
+
+/* Fields the stream adds to the final response: the assigned sticky cookie
+ * and, with debug_headers, the attempts. */
+static void add_extra(struct tn_stream *s, struct tn_msg *m)
+{
+    const struct tn_conf *conf = conf_of(s);
+    struct tn_field *x;
+    unsigned n = 0, i;
+
+    if (!(s->dec.set_cookie && conf->assign_cookie.enabled) && !conf->debug_headers)
+        return;
+    x = tn_arena_alloc(&s->arena, 2 * sizeof(*x));
+    if (!x)
+        return;
+    if (s->dec.set_cookie && conf->assign_cookie.enabled) {
+        char v[160];
+        int len = snprintf(v, sizeof(v), "%s=%s; Max-Age=%llu; Path=/; HttpOnly",
+                           conf->assign_cookie.name, s->dec.key_buf,
+                           (unsigned long long)conf->assign_cookie.max_age_s);
+
+        if (len > 0 && (size_t)len < sizeof(v) && (x[n].value = tn_arena_strndup(&s->arena, v, (size_t)len))) {
+            x[n].name = "Set-Cookie";
+            x[n].name_len = 10;
+            x[n].value_len = (uint32_t)len;
+            x[n++].flags = 0;
+        }
+    }
+    if (conf->debug_headers) {
+        char v[1024];
+        size_t len = 0;
+
+        for (i = 0; i < s->natt && len < sizeof(v); i++) {
+            const struct tn_attempt *a = &s->att[i];
+            const struct tn_conf_backend *b = &conf->backends[a->backend];
+            char what[24];
+            int k;
+
+            if (a->status)
+                snprintf(what, sizeof(what), "%d", a->status);
+            else
+                snprintf(what, sizeof(what), "%s", a->err ? error_names[a->err] : "-");
+            k = snprintf(v + len, sizeof(v) - len, "%s%s/%s %s", i ? ", " : "", b->name,
+                         b->servers[a->server].name, what);
+            if (k < 0)
+                break;
+            len += (size_t)k;
+        }
+        if (len >= sizeof(v))
+            len = sizeof(v) - 1;
+        if ((x[n].value = tn_arena_strndup(&s->arena, v, len))) {
+            x[n].name = "X-Turnout-Attempts";
+            x[n].name_len = 18;
+            x[n].value_len = (uint32_t)len;
+            x[n++].flags = 0;
+        }
+    }
+    m->extra = x;
+    m->nextra = n;
+}
+
+void tn_stream_up_connected(struct tn_stream *s)
+{
+    struct tn_attempt *a = cur_attempt(s);
+
+    a->connected_us = tn_now_us();
+    if (s->state != TN_STREAM_CONNECT)
+        return;
+    evtimer_del(&s->timer);
+    if (s->flags & TN_STREAM_F_REQ_DONE) {
+        set_state(s, TN_STREAM_WAIT_RESP);
+        arm(s, s->wp->tv_response);
     } else {
-        c->up->connected = 1;
-        tn_client_set_state(c, (c->flags & TN_CLIENT_F_REQ_DONE) ? TN_CLIENT_WAIT_RESP
-                                                                  : TN_CLIENT_REQ_BODY);
-        if (c->state == TN_CLIENT_REQ_BODY)
-            tn_client_arm(c, c->wp->tv_body);
+        set_state(s, TN_STREAM_SEND);
+        if (s->flags & TN_STREAM_F_REQ_PAUSED)
+            arm(s, s->wp->tv_body);
     }
-    if (c->flags & TN_CLIENT_F_REQ_DONE)
-        request_sent(c);
-    else
-        pump_request_body(c);
 }
 
-/* Replays a bodiless request once on a fresh connection after a pooled one
- * turned out to be closed by the server. */
-static void retry_fresh(struct tn_client *c)
+int tn_stream_up_head(struct tn_stream *s, const struct tn_msg *m)
 {
-    struct tn_worker *w = c->w;
-    const struct tn_conf_limits *lm = &c->wp->plan->conf->limits;
-    struct tn_h1_limits lim = { lm->header_size, lm->uri, lm->headers };
-    const char *why = NULL;
-    size_t head_len = c->req.head_len;
+    struct tn_attempt *a = cur_attempt(s);
+    const struct tn_conf_route *route;
+    struct tn_msg fwd;
 
-    tn_stream_release_upstream(c, 0);
-    c->flags |= TN_CLIENT_F_RETRIED;
-    memset(&c->req, 0, sizeof(c->req));
-    c->req.hdrs = w->hdrs;
-    if (tn_h1_parse_req(&c->req, c->head, head_len, &lim, &why) != TN_OK) {
-        tn_client_error(c, 502, "retry_failed", 1);
-        return;
+    if (!a->first_byte_us)
+        a->first_byte_us = tn_now_us();
+    if (m->status < 200) {
+        /* a replay may still come: nothing of this attempt reaches the client */
+        if ((s->flags & TN_STREAM_F_REPLAYABLE) && !(s->flags & TN_STREAM_F_REPLAYED))
+            return TN_OK;
+        if ((s->flags & TN_STREAM_F_CONTINUE) && m->status == 100)
+            return TN_OK;
+        return s->down ? s->down->head(s, m) : TN_OK;
     }
-    if (lease_upstream(c, 1) != TN_OK)
-        return;
-    c->req.hdrs = NULL;
-    c->req.nhdrs = 0;
-    tn_client_set_state(c, TN_CLIENT_CONNECT);
-    tn_client_arm(c, c->wp->tv_connect);
+    a->status = m->status;
+    route = s->wp->plan->routes[s->dec.route].conf;
+    if (s->dec.reason == TN_ROUTE_SHIFT_TO && a->backend == route->to_idx &&
+        status_listed(&conf_of(s)->rollback, m->status) &&
+        replay_allowed(s, TN_REPLAY_STATUS)) {
+        release_up(s); /* its body is never read: the connection goes */
+        evtimer_del(&s->timer);
+        replay(s, 502, "rollback_status");
+        return TN_ERR;
+    }
+    if (!(s->flags & TN_STREAM_F_REQ_DONE)) {
+        /* answered before the body ended: the rest of it is dropped */
+        s->flags |= TN_STREAM_F_BODY_IGNORED;
+        if (s->down && !(s->flags & TN_STREAM_F_REQ_PAUSED))
+            s->down->pause(s);
+    }
+    s->flags |= TN_STREAM_F_RESP_STARTED;
+    s->status = m->status;
+    if (s->state != TN_STREAM_WAIT_RESP) /* early response: no response timer yet */
+        arm(s, s->wp->tv_response);
+    set_state(s, TN_STREAM_RESP);
+    s->progress_seen = s->progress;
+    if (!s->down)
+        return TN_OK;
+    fwd = *m;
+    add_extra(s, &fwd);
+    return s->down->head(s, &fwd) == TN_OK && s->up ? TN_OK : TN_ERR;
 }
 
-/* The upstream failed before any response byte reached the client. */
-static void upstream_failed(struct tn_client *c, int status, const char *reason, int retryable)
+int tn_stream_up_data(struct tn_stream *s, struct evbuffer *src, size_t n)
 {
-    if (retryable && c->up && c->up->requests && !(c->flags & TN_CLIENT_F_RETRIED) &&
-        c->req.framing == TN_H1_BODY_NONE && !(c->flags & TN_CLIENT_F_RESP_SENT) &&
-        !evbuffer_get_length(c->up->io.in)) {
-        retry_fresh(c);
-        return;
+    s->progress++;
+    if (!s->down) {
+        evbuffer_drain(src, n);
+        return TN_OK;
     }
-    tn_stream_release_upstream(c, 0);
-    if (c->flags & TN_CLIENT_F_RESP_SENT) {
-        tn_client_abort(c, reason);
-        return;
-    }
-    tn_client_error(c, status, reason, !(c->flags & TN_CLIENT_F_REQ_DONE));
+    return s->down->data(s, src, n) == TN_OK && s->up ? TN_OK : TN_ERR;
 }
 
-/* ---- response ---- */
-
-/* The response is complete: hand the connection back and end the exchange. */
-static void response_done(struct tn_client *c)
+void tn_stream_up_end(struct tn_stream *s)
 {
-    int reusable = (c->flags & TN_CLIENT_F_UP_REUSABLE) && (c->flags & TN_CLIENT_F_REQ_DONE) &&
-                   !evbuffer_get_length(c->up->io.in);
+    const struct tn_stream_ops *down = s->down;
 
-    if (c->resp_framing == TN_H1_BODY_CLOSE && !c->resp_to_http10) {
-        c->log.bytes_out += 5;
-        evbuffer_add(c->io.out, "0\r\n\r\n", 5);
-    }
-    tn_stream_release_upstream(c, reusable);
-    if (!(c->flags & TN_CLIENT_F_REQ_DONE))
-        c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-    tn_client_exchange_done(c);
+    release_up(s);
+    if (down)
+        down->end(s);
+    finish(s);
 }
 
-static void pump_response_body(struct tn_client *c)
+void tn_stream_up_fail(struct tn_stream *s, enum tn_attempt_error err, const char *why)
 {
-    struct evbuffer *in = c->up->io.in;
-    struct evbuffer *out = c->io.out;
-    size_t before = evbuffer_get_length(out);
-    const char *why = NULL;
-    int done = 0;
+    attempt_failed(s, err, why);
+}
 
-    switch (c->resp_framing) {
-    case TN_H1_BODY_LENGTH: {
-        int moved = evbuffer_remove_buffer(in, out, (size_t)c->resp_left);
+void tn_stream_up_drained(struct tn_stream *s)
+{
+    if (!(s->flags & TN_STREAM_F_REQ_PAUSED))
+        return;
+    s->flags &= ~TN_STREAM_F_REQ_PAUSED;
+    s->progress++;
+    if (s->state == TN_STREAM_SEND)
+        evtimer_del(&s->timer);
+    if (s->down && !(s->flags & TN_STREAM_F_BODY_IGNORED))
+        s->down->resume(s);
+}
 
-        if (moved > 0)
-            c->resp_left -= (uint64_t)moved;
-        done = c->resp_left == 0;
+/* ---- timer ---- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_stream *s = arg;
+    struct tn_worker *w = s->w;
+    int stalled = s->progress == s->progress_seen;
+
+    (void)fd;
+    (void)what;
+    s->progress_seen = s->progress;
+    switch (s->state) {
+    case TN_STREAM_CONNECT:
+        attempt_failed(s, TN_ATTEMPT_E_CONNECT_TIMEOUT, "connect_timeout");
         break;
-    }
-    case TN_H1_BODY_CHUNKED: {
-        int rc = tn_chunked_decode(&c->resp_chunked, in, out, !c->resp_to_http10, &why);
-
-        if (rc == TN_ERR) {
-            tn_stream_release_upstream(c, 0);
-            tn_client_abort(c, why);
-            return;
-        }
-        done = rc == TN_OK;
-        break;
-    }
-    case TN_H1_BODY_CLOSE: {
-        size_t n = evbuffer_get_length(in);
-
-        if (!n)
+    case TN_STREAM_SEND:
+        if (!(s->flags & TN_STREAM_F_REQ_PAUSED))
             break;
-        if (c->resp_to_http10) {
-            evbuffer_add_buffer(out, in);
-        } else {
-            char hex[24];
-
-            evbuffer_add(out, hex, chunk_line(hex, n));
-            evbuffer_add_buffer(out, in);
-            evbuffer_add(out, "\r\n", 2);
+        if (stalled) /* the backend stopped reading the body */
+            attempt_failed(s, TN_ATTEMPT_E_TIMEOUT, "upstream_write_timeout");
+        else
+            arm(s, s->wp->tv_body);
+        break;
+    case TN_STREAM_WAIT_RESP:
+        attempt_failed(s, TN_ATTEMPT_E_TIMEOUT, "response_timeout");
+        break;
+    case TN_STREAM_RESP:
+        if (!stalled) {
+            arm(s, s->wp->tv_response);
+            break;
         }
+        cur_attempt(s)->err = TN_ATTEMPT_E_CUT;
+        cut_stream(s, (s->flags & TN_STREAM_F_RESP_PAUSED) ? "client_read_timeout"
+                                                           : "response_timeout");
         break;
-    }
     default:
-        done = 1;
         break;
     }
-    if (evbuffer_get_length(out) != before) {
-        c->log.bytes_out += evbuffer_get_length(out) - before;
-        c->progress++;
-    }
-    if (done) {
-        response_done(c);
-        return;
-    }
-    if (evbuffer_get_length(out) >= TN_HIGH_WATER) {
-        tn_io_read(&c->up->io, 0); /* client on_write -> tn_stream_on_client_drained() */
-        c->flags |= TN_CLIENT_F_RESP_PAUSED;
-        tn_io_notify_low(&c->io, TN_LOW_WATER);
-    }
+    tn_ioq_settle(&w->ioq);
 }
 
-/* Parses response heads (interim ones first) from the upstream input. */
-static void read_response_head(struct tn_client *c)
+/* ---- lifecycle ---- */
+
+struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops *down,
+                                void *down_ctx, const char *client_ip, const char *scheme)
 {
-    struct tn_worker *w = c->w;
-    const struct tn_conf_limits *lm = &c->wp->plan->conf->limits;
-    struct tn_h1_limits lim = { lm->header_size, lm->uri, lm->headers };
-    struct evbuffer *in = c->up->io.in;
-    struct tn_h1_resp rs;
+    struct tn_stream *s = TAILQ_FIRST(&w->free_streams);
+    struct tn_arena arena = { 0 };
+    struct evbuffer *kept = NULL;
 
-    for (;;) {
-        size_t len = evbuffer_get_length(in), n, head_len = 0;
-        const char *why = NULL;
-        int status, rc;
-        char *p;
+    if (s) {
+        TAILQ_REMOVE(&w->free_streams, s, link);
+        w->nfree_streams--;
+        arena = s->arena;
+        kept = s->replay;
+    } else if (!(s = malloc(sizeof(*s)))) {
+        return NULL;
+    }
+    memset(s, 0, offsetof(struct tn_stream, att));
+    s->natt = 0;
+    s->up = NULL;
+    s->replay = kept;
+    s->arena = arena;
+    s->body_seen = 0;
+    s->progress = s->progress_seen = 0;
+    s->status = 0;
+    s->reason = NULL;
+    s->fail_why = NULL;
+    s->fail_status = 0;
+    s->no_replay = -1;
+    s->bytes_in = s->bytes_out = 0;
+    s->interim = 0;
+    s->w = w;
+    s->id = ++w->next_id;
+    s->down = down;
+    s->down_ctx = down_ctx;
+    s->scheme = scheme;
+    s->dec.route = s->dec.backend = -1;
+    s->dec.key_source = TN_STICKY_NONE;
+    snprintf(s->client_ip, sizeof(s->client_ip), "%s", client_ip ? client_ip : "");
+    s->start_us = tn_now_us();
+    evtimer_assign(&s->timer, w->base, on_timer, s);
+    TAILQ_INSERT_TAIL(&w->streams, s, link);
+    w->nstreams++;
+    return s;
+}
 
-        if (!len)
-            return;
-        n = len < lim.max_head + 1 ? len : lim.max_head + 1;
-        p = (char *)evbuffer_pullup(in, (ssize_t)n);
-        rc = tn_h1_scan(&c->resp_scan, p, n, &lim, 1, &head_len, &status, &why);
-        if (rc == TN_AGAIN)
-            return;
-        memset(&rs, 0, sizeof(rs));
-        rs.hdrs = w->hdrs;
-        if (rc == TN_ERR ||
-            tn_h1_parse_resp(&rs, p, head_len, c->req.method, &lim, &why) != TN_OK) {
-            upstream_failed(c, 502, why ? why : "bad_response", 0);
-            return;
-        }
-        if (rs.status == 101) {
-            upstream_failed(c, 502, "unsolicited_101", 0);
-            return;
-        }
-        if (rs.status < 200) {
-            if (++c->interim > TN_MAX_INTERIM) {
-                upstream_failed(c, 502, "too_many_interim_responses", 0);
-                return;
-            }
-            if (c->req.minor == 1 && write_response_head(c, &rs, c->io.out, 1) != TN_OK) {
-                upstream_failed(c, 502, "response_head_too_large", 0);
-                return;
-            }
-            evbuffer_drain(in, head_len);
-            memset(&c->resp_scan, 0, sizeof(c->resp_scan));
+void tn_stream_reject(struct tn_stream *s, int status, const char *why, uint64_t start_us,
+                      uint64_t bytes_out)
+{
+    s->down = NULL;
+    s->status = status;
+    s->reason = why;
+    if (start_us)
+        s->start_us = start_us;
+    s->bytes_out = bytes_out;
+    finish(s);
+}
+
+void tn_stream_detach(struct tn_stream *s, const char *why)
+{
+    if (s->state != TN_STREAM_DONE)
+        on_abort(s, 0, why);
+    s->down = NULL;
+    s->down_ctx = NULL;
+}
+
+static void stream_free(struct tn_stream *s)
+{
+    tn_arena_deinit(&s->arena);
+    if (s->replay)
+        evbuffer_free(s->replay);
+    free(s);
+}
+
+void tn_stream_reap(struct tn_worker *w)
+{
+    struct tn_stream *s;
+
+    while ((s = TAILQ_FIRST(&w->dead_streams)) != NULL) {
+        TAILQ_REMOVE(&w->dead_streams, s, link);
+        if (w->nfree_streams >= MAX_FREE_STREAMS || w->draining) {
+            stream_free(s);
             continue;
         }
-        break;
-    }
-    {
-        size_t head_len = rs.head_len;
-
-        if (!(c->flags & TN_CLIENT_F_REQ_DONE)) {
-            /* answered before the body ended: stop forwarding it, close after */
-            c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-            c->flags &= ~TN_CLIENT_F_UP_REUSABLE;
-            tn_io_read(&c->io, 0);
-        }
-        if (rs.flags & TN_H1_RESP_F_CLOSE)
-            c->flags &= ~TN_CLIENT_F_UP_REUSABLE;
-        c->resp_to_http10 = c->req.minor == 0;
-        if (rs.framing == TN_H1_BODY_CLOSE) {
-            c->flags &= ~TN_CLIENT_F_UP_REUSABLE;
-            if (c->resp_to_http10)
-                c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-        }
-        if (rs.framing == TN_H1_BODY_CHUNKED) {
-            tn_chunked_init(&c->resp_chunked);
-            if (c->resp_to_http10)
-                c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-        }
-        if (c->w->draining)
-            c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-        c->resp_status = rs.status;
-        c->resp_framing = rs.framing;
-        c->resp_left = rs.content_length;
-        if (write_response_head(c, &rs, c->io.out, 0) != TN_OK) {
-            upstream_failed(c, 502, "response_head_too_large", 0);
-            return;
-        }
-        evbuffer_drain(in, head_len);
-        c->log.status = rs.status;
-        c->flags |= TN_CLIENT_F_RESP_SENT;
-        tn_client_set_state(c, TN_CLIENT_RESP);
-        c->progress_seen = c->progress;
-        pump_response_body(c);
-        /* a body still to come: from now on a stall, either side, is cut
-         * (a response complete in this read needs no timer at all) */
-        if (!(c->flags & TN_CLIENT_F_DEAD) && c->state == TN_CLIENT_RESP)
-            tn_client_arm(c, c->wp->tv_response);
+        tn_arena_reset(&s->arena);
+        if (s->replay)
+            evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
+        TAILQ_INSERT_HEAD(&w->free_streams, s, link);
+        w->nfree_streams++;
     }
 }
 
-static void on_up_read(struct tn_io *io, void *arg)
+void tn_stream_free_all(struct tn_worker *w)
 {
-    struct tn_client *c = arg;
+    struct tn_stream *s;
 
-    (void)io;
-    if (c->state == TN_CLIENT_RESP)
-        pump_response_body(c);
-    else
-        read_response_head(c);
-    tn_client_reap(c);
-}
-
-static void on_up_write(struct tn_io *io, void *arg)
-{
-    struct tn_client *c = arg;
-
-    (void)io;
-    if (!(c->flags & TN_CLIENT_F_REQ_PAUSED))
-        return;
-    c->progress++;
-    tn_client_resume_read(c);
-    pump_request_body(c);
-    tn_client_reap(c);
-}
-
-static void on_up_connected(struct tn_client *c)
-{
-    c->up->connected = 1;
-    if (c->state != TN_CLIENT_CONNECT)
-        return;
-    evtimer_del(c->timer);
-    if (c->flags & TN_CLIENT_F_REQ_DONE) {
-        tn_client_set_state(c, TN_CLIENT_WAIT_RESP);
-        request_sent(c);
-    } else {
-        tn_client_set_state(c, TN_CLIENT_REQ_BODY);
-        tn_client_arm(c, c->wp->tv_body);
+    while ((s = TAILQ_FIRST(&w->streams)) != NULL) {
+        s->down = NULL;
+        finish(s);
     }
-}
-
-static void on_up_event(struct tn_io *io, int what, void *arg)
-{
-    struct tn_client *c = arg;
-
-    (void)io;
-    if (what & TN_IO_EV_CONNECTED) {
-        on_up_connected(c);
-    } else if (what & TN_IO_EV_EOF) {
-        if (c->state == TN_CLIENT_RESP) {
-            pump_response_body(c);
-            if (!(c->flags & TN_CLIENT_F_DEAD) && c->state == TN_CLIENT_RESP) {
-                if (c->resp_framing == TN_H1_BODY_CLOSE)
-                    response_done(c);
-                else {
-                    tn_stream_release_upstream(c, 0);
-                    tn_client_abort(c, "upstream_closed_mid_response");
-                }
-            }
-        } else {
-            if (evbuffer_get_length(c->up->io.in))
-                read_response_head(c);
-            if (!(c->flags & TN_CLIENT_F_DEAD) && c->up && c->state != TN_CLIENT_RESP)
-                upstream_failed(c, 502, "upstream_closed", 1);
-        }
-    } else if (what & TN_IO_EV_ERROR) {
-        upstream_failed(c, 502, c->up->connected ? "upstream_reset" : "connect_failed",
-                        c->up->connected);
+    tn_stream_reap(w);
+    while ((s = TAILQ_FIRST(&w->free_streams)) != NULL) {
+        TAILQ_REMOVE(&w->free_streams, s, link);
+        stream_free(s);
     }
-    tn_client_reap(c);
-}
-
-void tn_stream_on_client_data(struct tn_client *c)
-{
-    if (c->up && !(c->flags & TN_CLIENT_F_REQ_PAUSED))
-        pump_request_body(c);
-}
-
-void tn_stream_on_client_drained(struct tn_client *c)
-{
-    c->flags &= ~TN_CLIENT_F_RESP_PAUSED;
-    c->progress++;
-    if (!c->up)
-        return;
-    tn_io_read(&c->up->io, 1);
-    pump_response_body(c);
-}
-
-void tn_stream_on_timeout(struct tn_client *c)
-{
-    int stalled = c->progress == c->progress_seen;
-
-    c->progress_seen = c->progress;
-    switch (c->state) {
-    case TN_CLIENT_CONNECT:
-        upstream_failed(c, 502, "connect_timeout", 0);
-        break;
-    case TN_CLIENT_REQ_BODY:
-        if (c->flags & TN_CLIENT_F_REQ_PAUSED) {
-            if (stalled) /* the backend stopped reading the body */
-                upstream_failed(c, 504, "upstream_write_timeout", 0);
-            else
-                tn_client_arm(c, c->wp->tv_body);
-            break;
-        }
-        if (c->body_period < TN_BODY_MIN_PER_PERIOD) {
-            tn_stream_release_upstream(c, 0);
-            tn_client_error(c, 408, "client_body_timeout", 1);
-            break;
-        }
-        c->body_period = 0;
-        tn_client_arm(c, c->wp->tv_body);
-        break;
-    case TN_CLIENT_WAIT_RESP:
-        upstream_failed(c, 504, "response_timeout", 0);
-        break;
-    case TN_CLIENT_RESP:
-        if (!stalled) {
-            tn_client_arm(c, c->wp->tv_response);
-            break;
-        }
-        tn_stream_release_upstream(c, 0);
-        tn_client_abort(c, (c->flags & TN_CLIENT_F_RESP_PAUSED) ? "client_read_timeout"
-                                                                 : "response_timeout");
-        break;
-    default:
-        break;
-    }
+    w->nfree_streams = 0;
 }

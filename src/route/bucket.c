@@ -143,7 +143,7 @@ static void key_set(struct tn_decision *d, enum tn_sticky_kind kind, const char 
 static int source_lookup(enum tn_sticky_kind kind, const char *name, const struct tn_route_req *rq,
                          const char **v, size_t *vlen)
 {
-    const struct tn_h1_hdr *h;
+    const struct tn_field *h;
 
     if (!name)
         return 0;

@@ -115,7 +115,7 @@ static int route_matches(const struct tn_plan_route *pr, struct req_view *v, pcr
             return 0;
     }
     for (i = 0; i < m->nheaders; i++) {
-        const struct tn_h1_hdr *h = tn_h1_find(rq->hdrs, rq->nhdrs, m->headers[i].name);
+        const struct tn_field *h = tn_h1_find(rq->hdrs, rq->nhdrs, m->headers[i].name);
 
         if (!h || !re_search(pr->header_re[i], h->value, h->value_len, md))
             return 0;

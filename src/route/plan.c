@@ -12,6 +12,7 @@
 
 #include "turnout/common.h"
 #include "turnout/conf.h"
+#include "turnout/ident.h"
 #include "turnout/route.h"
 
 /* Error text being built: one line per problem, no trailing newline. */
@@ -171,6 +172,43 @@ static void free_routes(struct tn_plan *p)
     p->routes = NULL;
 }
 
+/* Gives routes, backends and servers their stable identities. */
+static void assign_ids(struct tn_plan *p)
+{
+    const struct tn_conf *c = p->conf;
+    char name[512];
+    size_t i, j;
+
+    for (i = 0; i < p->nroutes; i++) {
+        p->routes[i].id = tn_ident_intern(TN_IDENT_ROUTE, c->routes[i].name);
+        if (p->routes[i].id + 1 > p->max_route_id)
+            p->max_route_id = p->routes[i].id + 1;
+    }
+    p->backend_ids = tn_xcalloc(c->nbackends ? c->nbackends : 1, sizeof(*p->backend_ids));
+    p->server_ids = tn_xcalloc(c->nbackends ? c->nbackends : 1, sizeof(*p->server_ids));
+    for (i = 0; i < c->nbackends; i++) {
+        const struct tn_conf_backend *b = &c->backends[i];
+
+        p->backend_ids[i] = tn_ident_intern(TN_IDENT_BACKEND, b->name);
+        p->server_ids[i] = tn_xcalloc(b->nservers ? b->nservers : 1, sizeof(**p->server_ids));
+        for (j = 0; j < b->nservers; j++) {
+            snprintf(name, sizeof(name), "%s/%s", b->name, b->servers[j].name);
+            p->server_ids[i][j] = tn_ident_intern(TN_IDENT_SERVER, name);
+        }
+    }
+}
+
+static void free_ids(struct tn_plan *p)
+{
+    size_t i;
+
+    if (p->server_ids)
+        for (i = 0; i < p->conf->nbackends; i++)
+            free(p->server_ids[i]);
+    free(p->server_ids);
+    free(p->backend_ids);
+}
+
 struct tn_plan *tn_plan_new(struct tn_conf *conf, uint64_t version, char **err)
 {
     struct errbuf eb = {NULL, 0};
@@ -191,6 +229,7 @@ struct tn_plan *tn_plan_new(struct tn_conf *conf, uint64_t version, char **err)
         (void)build_route(&eb, conf, &conf->routes[i], &p->routes[i]);
     if (eb.len)
         goto fail;
+    assign_ids(p);
     return p;
 fail:
     if (err)
@@ -219,6 +258,7 @@ void tn_plan_unref(struct tn_plan *p)
         return;
     atomic_thread_fence(memory_order_acquire);
     free_routes(p);
+    free_ids(p);
     tn_conf_free(p->conf);
     free(p);
 }

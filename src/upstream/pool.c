@@ -120,13 +120,14 @@ struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
         return NULL;
     }
     u->pool = p;
+    u->state = TN_UPSTREAM_CONNECTING;
     if (connect(fd, (struct sockaddr *)&p->ss, p->len) < 0 && errno != EINPROGRESS) {
         close(fd);
         free(u);
         *why = "connect_failed";
         return NULL;
     }
-    if (tn_io_init(&u->io, p->w->base, fd, 1) != TN_OK) {
+    if (tn_io_init(&u->io, p->w->base, &p->w->ioq, fd, 1) != TN_OK) {
         free(u);
         *why = "out_of_memory";
         return NULL;
@@ -149,6 +150,8 @@ void tn_pool_put(struct tn_upstream *u)
         return;
     }
     u->requests++;
+    u->state = TN_UPSTREAM_IDLE;
+    u->flags = 0;
     u->idle_since_ms = tn_now_ms();
     TAILQ_INSERT_HEAD(&p->idle, u, link);
     p->nidle++;
@@ -168,6 +171,15 @@ void tn_upstream_discard(struct tn_upstream *u)
 {
     u->pool->nbusy--;
     tn_upstream_free(u);
+}
+
+void tn_upstream_release(struct tn_upstream *u)
+{
+    u->io.flags &= ~TN_IO_F_NOTIFY;
+    if (u->flags & TN_UP_F_CLEAN)
+        tn_pool_put(u);
+    else
+        tn_upstream_discard(u);
 }
 
 void tn_pool_sweep(struct tn_worker *w, uint64_t now_ms, uint64_t idle_ms)

@@ -24,7 +24,7 @@ static int inside(const char *buf, size_t len, const char *p, size_t n)
     return p >= buf && p + n <= buf + len;
 }
 
-static void check_hdrs(const char *buf, size_t len, const struct tn_h1_hdr *h, unsigned nh)
+static void check_hdrs(const char *buf, size_t len, const struct tn_field *h, unsigned nh)
 {
     unsigned i;
     uint32_t k;
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
     static const struct tn_h1_limits lim = {2048, 512, MAXH};
     const char *buf = (const char *)d, *why = NULL;
-    struct tn_h1_hdr hdrs[MAXH];
+    struct tn_field hdrs[MAXH];
     struct tn_h1_scan sc = {0}, sc2 = {0};
     struct tn_h1_req req;
     struct tn_h1_resp resp;

@@ -12,7 +12,7 @@
 
 #define MAXH 32
 
-static struct tn_h1_hdr hdrs[MAXH];
+static struct tn_field hdrs[MAXH];
 static struct tn_h1_req R;
 static struct tn_h1_resp S;
 static const char *W;
@@ -306,7 +306,7 @@ START_TEST(h1_simple_get)
     ck_assert_uint_eq(R.nhdrs, 2);
     ck_assert_uint_eq(R.head_len, sizeof(raw) - 1);
     ck_assert(hdr_is(0, "Host", "example.com"));
-    ck_assert_uint_eq(hdrs[0].flags, TN_H1_HDR_F_HOST);
+    ck_assert_uint_eq(hdrs[0].flags, TN_FIELD_F_HOST);
     ck_assert(hdr_is(1, "User-Agent", "t"));
     ck_assert_uint_eq(hdrs[1].flags, 0);
 }
@@ -376,7 +376,7 @@ START_TEST(h1_absolute_form)
     ck_assert(str_is(R.target, R.target_len, "/p?q=1"));
     ck_assert(str_is(R.host, R.host_len, "example.com"));
     ck_assert_uint_eq(R.flags, TN_H1_REQ_F_ABSOLUTE);
-    ck_assert_uint_eq(hdrs[0].flags, TN_H1_HDR_F_HOST);
+    ck_assert_uint_eq(hdrs[0].flags, TN_FIELD_F_HOST);
 
     ck_assert_int_eq(REQ("GET HTTPS://Ex.com:8443 HTTP/1.1\r\n" H "\r\n"), 0);
     ck_assert(str_is(R.target, R.target_len, "/"));
@@ -473,7 +473,7 @@ START_TEST(h1_content_length)
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Content-Length: 5\r\n\r\n"), 0);
     ck_assert_int_eq(R.framing, TN_H1_BODY_LENGTH);
     ck_assert_uint_eq(R.content_length, 5);
-    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_FRAMING);
+    ck_assert_uint_eq(hdrs[1].flags, TN_FIELD_F_FRAMING);
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "content-length:  007 \r\n\r\n"), 0);
     ck_assert_uint_eq(R.content_length, 7);
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Content-Length: 0\r\n\r\n"), 0);
@@ -493,7 +493,7 @@ START_TEST(h1_transfer_encoding)
 {
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"), 0);
     ck_assert_int_eq(R.framing, TN_H1_BODY_CHUNKED);
-    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_FRAMING);
+    ck_assert_uint_eq(hdrs[1].flags, TN_FIELD_F_FRAMING);
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "transfer-encoding: ChUnKeD\r\n\r\n"), 0);
     ck_assert_int_eq(R.framing, TN_H1_BODY_CHUNKED);
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Transfer-Encoding: , chunked ,\r\n\r\n"), 0);
@@ -518,7 +518,7 @@ START_TEST(h1_connection)
 {
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: close\r\n\r\n"), 0);
     ck_assert_uint_eq(R.flags, TN_H1_REQ_F_CLOSE);
-    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[1].flags, TN_FIELD_F_HOP);
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: ,, CLOSE ,\r\n\r\n"), 0);
     ck_assert_uint_eq(R.flags, TN_H1_REQ_F_CLOSE);
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: keep-alive\r\n\r\n"), 0);
@@ -544,22 +544,22 @@ START_TEST(h1_hop_by_hop)
                          "Proxy-Connection: x\r\nX-Bar: 2\r\nX-Baz: 3\r\nx-foo: 4\r\n\r\n"),
                      0);
     ck_assert_uint_eq(R.nhdrs, 11);
-    ck_assert_uint_eq(hdrs[0].flags, TN_H1_HDR_F_HOP);  /* X-Foo, named before */
-    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_HOST); /* Host */
-    ck_assert_uint_eq(hdrs[2].flags, TN_H1_HDR_F_HOP);  /* Connection */
-    ck_assert_uint_eq(hdrs[3].flags, TN_H1_HDR_F_HOP);  /* Keep-Alive */
-    ck_assert_uint_eq(hdrs[4].flags, TN_H1_HDR_F_HOP);  /* TE */
-    ck_assert_uint_eq(hdrs[5].flags, TN_H1_HDR_F_HOP);  /* Trailer */
-    ck_assert_uint_eq(hdrs[6].flags, TN_H1_HDR_F_HOP);  /* Upgrade */
-    ck_assert_uint_eq(hdrs[7].flags, TN_H1_HDR_F_HOP);  /* Proxy-Connection */
-    ck_assert_uint_eq(hdrs[8].flags, TN_H1_HDR_F_HOP);  /* X-Bar, named after */
+    ck_assert_uint_eq(hdrs[0].flags, TN_FIELD_F_HOP);  /* X-Foo, named before */
+    ck_assert_uint_eq(hdrs[1].flags, TN_FIELD_F_HOST); /* Host */
+    ck_assert_uint_eq(hdrs[2].flags, TN_FIELD_F_HOP);  /* Connection */
+    ck_assert_uint_eq(hdrs[3].flags, TN_FIELD_F_HOP);  /* Keep-Alive */
+    ck_assert_uint_eq(hdrs[4].flags, TN_FIELD_F_HOP);  /* TE */
+    ck_assert_uint_eq(hdrs[5].flags, TN_FIELD_F_HOP);  /* Trailer */
+    ck_assert_uint_eq(hdrs[6].flags, TN_FIELD_F_HOP);  /* Upgrade */
+    ck_assert_uint_eq(hdrs[7].flags, TN_FIELD_F_HOP);  /* Proxy-Connection */
+    ck_assert_uint_eq(hdrs[8].flags, TN_FIELD_F_HOP);  /* X-Bar, named after */
     ck_assert_uint_eq(hdrs[9].flags, 0);                /* X-Baz */
-    ck_assert_uint_eq(hdrs[10].flags, TN_H1_HDR_F_HOP); /* second x-foo */
+    ck_assert_uint_eq(hdrs[10].flags, TN_FIELD_F_HOP); /* second x-foo */
     ck_assert_uint_eq(R.flags, 0);
     /* a second Connection field counts too */
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: a\r\nConnection: b\r\nb: 1\r\n\r\n"),
                      0);
-    ck_assert_uint_eq(hdrs[3].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[3].flags, TN_FIELD_F_HOP);
 }
 END_TEST
 
@@ -570,8 +570,8 @@ START_TEST(h1_expect_and_forwarded)
                      0);
     ck_assert_uint_eq(R.flags, TN_H1_REQ_F_EXPECT_CONTINUE);
     ck_assert_uint_eq(hdrs[1].flags, 0); /* Expect is end-to-end */
-    ck_assert_uint_eq(hdrs[3].flags, TN_H1_HDR_F_XFF);
-    ck_assert_uint_eq(hdrs[4].flags, TN_H1_HDR_F_XFP);
+    ck_assert_uint_eq(hdrs[3].flags, TN_FIELD_F_XFF);
+    ck_assert_uint_eq(hdrs[4].flags, TN_FIELD_F_XFP);
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Expect: 100-Continue\r\n\r\n"), 0);
     ck_assert_uint_eq(R.flags, TN_H1_REQ_F_EXPECT_CONTINUE);
     ck_assert_int_eq(REQ("POST / HTTP/1.1\r\n" H "Expect: foo\r\n\r\n"), 0);
@@ -732,6 +732,55 @@ START_TEST(h1_scan_errors_are_immediate)
 }
 END_TEST
 
+/* A request line without an HTTP version (HTTP/0.9 "GET /") fails once its
+ * CRLF is seen: no head follows, so waiting for one would hold the
+ * connection until client_header. Before the CRLF nothing is decided. */
+START_TEST(h1_scan_http09_request_line_fails_at_its_crlf)
+{
+    static const char *const why09 = "no HTTP version at the end of the request line";
+    static const char http09[] = "GET /\r\n";
+    /* 20 bytes before the CRLF: the start line's cap (uri 20 + 1) ends on its CR */
+    static const char edge09[] = "GET /aaaaaaaaaaaaaaa\r\nHost: a\r\n\r\n";
+    static const char edge11[] = "GET /aaaaaa HTTP/1.1\r\nHost: a\r\n\r\n";
+    struct tn_h1_limits small = {64, 20, 8};
+    struct tn_h1_scan sc = {0};
+    size_t hl = 0, i;
+    int st = 0;
+    const char *why = NULL;
+
+    for (i = 1; i < sizeof(http09) - 1; i++) /* "G" .. "GET /\r": not yet */
+        ck_assert_int_eq(tn_h1_scan(&sc, http09, i, &L, 0, &hl, &st, &why), TN_AGAIN);
+    ck_assert_int_eq(tn_h1_scan(&sc, http09, sizeof(http09) - 1, &L, 0, &hl, &st, &why), TN_ERR);
+    ck_assert_int_eq(st, 400);
+    ck_assert_str_eq(why, why09);
+    /* whole, after an empty line, and other lines that end without a version */
+    ck_assert_int_eq(REQ("GET /\r\n"), 400);
+    ck_assert_str_eq(W, why09);
+    ck_assert_int_eq(REQ("\r\nGET /index.html\r\n"), 400);
+    ck_assert_int_eq(REQ("GET\r\n"), 400);
+    ck_assert_int_eq(REQ("GET / HTTP/1\r\n"), 400);
+    ck_assert_int_eq(REQ("GET / http/1.1\r\n"), 400);
+    ck_assert_int_eq(REQ("GET / HTTP/1.1 \r\n"), 400);
+    /* a version that is there but wrong is still the parser's: 505 */
+    ck_assert_int_eq(REQ("GET / HTTP/0.9\r\n" H "\r\n"), 505);
+    ck_assert_int_eq(REQ("GET / HTTP/0.9\r\n"), -1);
+    /* the line's CR on the last byte the start line may use */
+    memset(&sc, 0, sizeof(sc));
+    ck_assert_int_eq(tn_h1_scan(&sc, edge09, sizeof(edge09) - 1, &small, 0, &hl, &st, &why),
+                     TN_ERR);
+    ck_assert_int_eq(st, 400);
+    ck_assert_str_eq(why, why09);
+    memset(&sc, 0, sizeof(sc));
+    ck_assert_int_eq(tn_h1_scan(&sc, edge11, sizeof(edge11) - 1, &small, 0, &hl, &st, &why),
+                     TN_OK);
+    ck_assert_uint_eq(hl, sizeof(edge11) - 1);
+    /* responses are not concerned: a 0.9-style answer is the parser's 502 */
+    memset(&sc, 0, sizeof(sc));
+    ck_assert_int_eq(tn_h1_scan(&sc, "hello\r\n\r\n", 9, &L, 1, &hl, &st, &why), TN_OK);
+    ck_assert_int_eq(RESP("hello\r\n\r\n"), -1);
+}
+END_TEST
+
 /* The scanner's word-at-a-time paths: long lines, control bytes deep in a
  * value, and a head that ends exactly at the size limit. */
 START_TEST(h1_scan_long_lines)
@@ -785,10 +834,10 @@ START_TEST(h1_long_field_names)
                          "proxy-CONNECTION: x\r\n\r\n"),
                      0);
     ck_assert(hdr_is(1, "X-Forwarded-Proto", "https"));
-    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_XFP);
+    ck_assert_uint_eq(hdrs[1].flags, TN_FIELD_F_XFP);
     ck_assert(hdr_is(2, "Accept_Encoding.v2~x", "gzip"));
     ck_assert(hdr_is(3, "X-A-Very-Long-Field-Name-0123", "1"));
-    ck_assert_uint_eq(hdrs[4].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[4].flags, TN_FIELD_F_HOP);
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "0123456789abcdef(: 1\r\n\r\n"), 400);
     ck_assert_str_eq(W, "invalid byte in field name");
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "0123456789abcdef : 1\r\n\r\n"), 400);
@@ -826,30 +875,30 @@ START_TEST(h1_connection_names)
                          "Keep-Alive: 5\r\n\r\n"),
                      0);
     ck_assert_uint_eq(hdrs[2].flags, 0); /* Close */
-    ck_assert_uint_eq(hdrs[3].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[3].flags, TN_FIELD_F_HOP);
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: close\r\nClose: 1\r\n\r\n"), 0);
     ck_assert_uint_eq(hdrs[2].flags, 0);
     /* once another token is there, every token names a field, "close" too */
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Close: 1\r\nConnection: close\r\n"
                          "Connection: keep-alive\r\n\r\n"),
                      0);
-    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[1].flags, TN_FIELD_F_HOP);
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: Upgrade, TE\r\nUpgrade: h2c\r\n"
                          "X-Forwarded-For: 1.2.3.4\r\nTE: trailers\r\n\r\n"),
                      0);
-    ck_assert_uint_eq(hdrs[2].flags, TN_H1_HDR_F_HOP);
-    ck_assert_uint_eq(hdrs[3].flags, TN_H1_HDR_F_XFF);
-    ck_assert_uint_eq(hdrs[4].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[2].flags, TN_FIELD_F_HOP);
+    ck_assert_uint_eq(hdrs[3].flags, TN_FIELD_F_XFF);
+    ck_assert_uint_eq(hdrs[4].flags, TN_FIELD_F_HOP);
     ck_assert_int_eq(REQ("GET / HTTP/1.1\r\n" H "Connection: upgrade, x-forwarded-for\r\n"
                          "X-Forwarded-For: 1.2.3.4\r\n\r\n"),
                      0);
-    ck_assert_uint_eq(hdrs[2].flags, TN_H1_HDR_F_XFF | TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[2].flags, TN_FIELD_F_XFF | TN_FIELD_F_HOP);
 }
 END_TEST
 
 START_TEST(h1_lookups)
 {
-    const struct tn_h1_hdr *h;
+    const struct tn_field *h;
     const char *v;
     size_t vl;
 
@@ -973,7 +1022,7 @@ START_TEST(h1_resp_basic)
     ck_assert_uint_eq(S.flags, 0);
     ck_assert_uint_eq(S.nhdrs, 2);
     ck_assert_uint_eq(S.head_len, sizeof(raw) - 1);
-    ck_assert_uint_eq(hdrs[0].flags, TN_H1_HDR_F_FRAMING);
+    ck_assert_uint_eq(hdrs[0].flags, TN_FIELD_F_FRAMING);
     ck_assert_uint_eq(hdrs[1].flags, 0);
 }
 END_TEST
@@ -1059,13 +1108,13 @@ START_TEST(h1_resp_connection)
         RESP("HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: X-A\r\nKeep-Alive: t=1\r\n"
              "Host: h\r\nX-Forwarded-For: 1\r\nTrailer: X\r\nContent-Length: 0\r\n\r\n"),
         0);
-    ck_assert_uint_eq(hdrs[0].flags, TN_H1_HDR_F_HOP);
-    ck_assert_uint_eq(hdrs[1].flags, TN_H1_HDR_F_HOP);
-    ck_assert_uint_eq(hdrs[2].flags, TN_H1_HDR_F_HOP);
+    ck_assert_uint_eq(hdrs[0].flags, TN_FIELD_F_HOP);
+    ck_assert_uint_eq(hdrs[1].flags, TN_FIELD_F_HOP);
+    ck_assert_uint_eq(hdrs[2].flags, TN_FIELD_F_HOP);
     ck_assert_uint_eq(hdrs[3].flags, 0); /* Host means nothing in a response */
     ck_assert_uint_eq(hdrs[4].flags, 0);
-    ck_assert_uint_eq(hdrs[5].flags, TN_H1_HDR_F_HOP);
-    ck_assert_uint_eq(hdrs[6].flags, TN_H1_HDR_F_FRAMING);
+    ck_assert_uint_eq(hdrs[5].flags, TN_FIELD_F_HOP);
+    ck_assert_uint_eq(hdrs[6].flags, TN_FIELD_F_FRAMING);
 }
 END_TEST
 
@@ -1113,6 +1162,7 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, h1_too_many_headers);
     tcase_add_test(tc, h1_scan_resumes);
     tcase_add_test(tc, h1_scan_errors_are_immediate);
+    tcase_add_test(tc, h1_scan_http09_request_line_fails_at_its_crlf);
     tcase_add_test(tc, h1_scan_long_lines);
     tcase_add_test(tc, h1_long_field_names);
     tcase_add_test(tc, h1_content_length_edges);

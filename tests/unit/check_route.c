@@ -106,7 +106,7 @@ static struct tn_plan *plan_ok(struct tn_conf *c)
 
 struct treq {
     struct tn_route_req rq;
-    struct tn_h1_hdr hdrs[16];
+    struct tn_field hdrs[16];
 };
 
 static void req_init(struct treq *t, const char *method, const char *host, const char *target,
@@ -125,7 +125,7 @@ static void req_init(struct treq *t, const char *method, const char *host, const
 
 static void req_hdr(struct treq *t, const char *name, const char *value)
 {
-    struct tn_h1_hdr *h = &t->hdrs[t->rq.nhdrs++];
+    struct tn_field *h = &t->hdrs[t->rq.nhdrs++];
 
     ck_assert_uint_le(t->rq.nhdrs, TN_ARRAY_LEN(t->hdrs));
     h->name = name;

@@ -45,7 +45,7 @@ enum tn_stream_state {
 #define TN_STREAM_F_REPLAYED 0x0080      /* a rollback replay was started */
 #define TN_STREAM_F_RETRIED 0x0100       /* a stale pooled connection was retried once */
 #define TN_STREAM_F_BODY_IGNORED 0x0200  /* answered before the body ended: drop the rest */
-#define TN_STREAM_F_INTERIM_HELD 0x0400  /* 1xx from a replayable attempt are not relayed */
+#define TN_STREAM_F_TIMER 0x0400         /* s->timer is pending */
 
 /* How an attempt failed; names in access log lines. */
 #define TN_ATTEMPT_ERRORS(X)                                                                       \
@@ -153,6 +153,7 @@ struct tn_stream {
     int no_replay;         /* TN_NOREPLAY_* decided at the head, -1: replayable or n/a */
     uint64_t bytes_in, bytes_out;
     uint64_t start_us;
+    uint64_t now_us; /* a clock reading the current call already took, or 0 */
     unsigned interim;
 };
 

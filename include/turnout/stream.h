@@ -21,9 +21,11 @@ extern const struct tn_stream_ops tn_stream_ops;
 /* Creates a stream on w. down/down_ctx: the codec's table and connection
  * (borrowed until the stream calls down->end or down->abort, or until
  * tn_stream_detach); NULL for a stream with no client. client_ip and scheme
- * are copied / static. Returns NULL when memory is short. */
+ * are copied / static; start_us: when the request began (0: now). Returns
+ * NULL when memory is short. */
 struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops *down,
-                                void *down_ctx, const char *client_ip, const char *scheme);
+                                void *down_ctx, const char *client_ip, const char *scheme,
+                                uint64_t start_us);
 
 /* Logs a request the codec refused before handing it over (status, why,
  * when it started, what the refusal cost in bytes) and ends s. */

@@ -221,7 +221,7 @@ void tn_h1down_reject(struct tn_client *c, int status, const char *why)
 
     c->flags |= TN_CLIENT_F_CLOSE_AFTER;
     if (why) { /* no stream took this request: log it on a stream of its own */
-        struct tn_stream *s = tn_stream_new(w, NULL, NULL, c->peer_ip, "http");
+        struct tn_stream *s = tn_stream_new(w, NULL, NULL, c->peer_ip, "http", c->start_us);
         size_t n = tn_reply_error(c->io.out, status, 1, tn_worker_http_date(w));
 
         if (s)
@@ -319,7 +319,7 @@ static void pump_body(struct tn_client *c)
 static void start_stream(struct tn_client *c, struct tn_h1_req *r, const char *p, size_t head_len)
 {
     struct tn_worker *w = c->w;
-    struct tn_stream *s = tn_stream_new(w, &h1_ops, c, c->peer_ip, "http");
+    struct tn_stream *s = tn_stream_new(w, &h1_ops, c, c->peer_ip, "http", c->start_us);
     struct tn_msg m;
     unsigned i;
 
@@ -328,7 +328,6 @@ static void start_stream(struct tn_client *c, struct tn_h1_req *r, const char *p
         tn_h1down_reject(c, 503, "out_of_memory");
         return;
     }
-    s->start_us = c->start_us;
     s->bytes_in = head_len;
     c->stream = s;
     memset(&m, 0, sizeof(m));

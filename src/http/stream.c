@@ -85,6 +85,15 @@ static void set_state(struct tn_stream *s, enum tn_stream_state st)
 static void arm(struct tn_stream *s, const struct timeval *tv)
 {
     evtimer_add(&s->timer, tv);
+    s->flags |= TN_STREAM_F_TIMER;
+}
+
+static void disarm(struct tn_stream *s)
+{
+    if (s->flags & TN_STREAM_F_TIMER) {
+        evtimer_del(&s->timer);
+        s->flags &= ~TN_STREAM_F_TIMER;
+    }
 }
 
 static struct tn_attempt *cur_attempt(struct tn_stream *s)
@@ -123,7 +132,7 @@ static void finish(struct tn_stream *s)
 
     if (s->state == TN_STREAM_DONE)
         return;
-    evtimer_del(&s->timer);
+    disarm(s);
     release_up(s);
     tn_accesslog_write(w->log, s);
     set_state(s, TN_STREAM_DONE);
@@ -183,38 +192,52 @@ static const char *rebase(struct tn_arena *a, const struct tn_msg *m, const char
     return tn_arena_strndup(a, p, n);
 }
 
-/* Copies request m into the arena (one block when m->base is set). */
+/* Copies request m into the arena: with m->base, one block holding the
+ * fields and a copy of base, every pointer rebased (fields always lie in
+ * base; the start line may point at a parser's constant). */
 static int copy_request(struct tn_stream *s, const struct tn_msg *m)
 {
     struct tn_arena *a = &s->arena;
     struct tn_msg *r = &s->req;
+    size_t fsize = m->nfields * sizeof(*r->fields);
     char *b = NULL;
     unsigned i;
 
     *r = *m;
     r->extra = NULL;
     r->nextra = 0;
-    r->fields = m->nfields ? tn_arena_alloc(a, m->nfields * sizeof(*r->fields)) : NULL;
-    if (m->nfields && !r->fields)
-        return TN_ERR;
     if (m->base) {
-        if (!(b = tn_arena_alloc(a, m->base_len)))
+        struct tn_field *f = tn_arena_alloc(a, fsize + m->base_len);
+        uintptr_t lo = (uintptr_t)m->base;
+
+        if (!f)
             return TN_ERR;
+        b = (char *)(f + m->nfields);
         memcpy(b, m->base, m->base_len);
+        memcpy(f, m->fields, fsize);
+        for (i = 0; i < m->nfields; i++) {
+            f[i].name = b + ((uintptr_t)f[i].name - lo);
+            f[i].value = b + ((uintptr_t)f[i].value - lo);
+        }
+        r->fields = f;
+        r->base = b;
+    } else {
+        r->fields = m->nfields ? tn_arena_alloc(a, fsize) : NULL;
+        if (m->nfields && !r->fields)
+            return TN_ERR;
+        for (i = 0; i < m->nfields; i++) {
+            r->fields[i] = m->fields[i];
+            r->fields[i].name = tn_arena_strndup(a, m->fields[i].name, m->fields[i].name_len);
+            r->fields[i].value = tn_arena_strndup(a, m->fields[i].value, m->fields[i].value_len);
+            if (!r->fields[i].name || !r->fields[i].value)
+                return TN_ERR;
+        }
     }
-    r->base = b;
     r->method_str = rebase(a, m, b, m->method_str, m->method_len);
     r->target = rebase(a, m, b, m->target, m->target_len);
     r->authority = rebase(a, m, b, m->authority, m->authority_len);
     if (!r->method_str || !r->target || (m->authority && !r->authority))
         return TN_ERR;
-    for (i = 0; i < m->nfields; i++) {
-        r->fields[i] = m->fields[i];
-        r->fields[i].name = rebase(a, m, b, m->fields[i].name, m->fields[i].name_len);
-        r->fields[i].value = rebase(a, m, b, m->fields[i].value, m->fields[i].value_len);
-        if (!r->fields[i].name || !r->fields[i].value)
-            return TN_ERR;
-    }
     return TN_OK;
 }
 
@@ -306,7 +329,8 @@ static int start_attempt(struct tn_stream *s, int backend, int server, int fresh
     memset(a, 0, sizeof(*a));
     a->backend = backend;
     a->server = server;
-    a->start_us = tn_now_us();
+    a->start_us = s->now_us ? s->now_us : tn_now_us();
+    s->now_us = 0;
     pool = s->wp->pools[backend][server];
     u = fresh ? NULL : tn_pool_take(pool);
     if (u)
@@ -412,7 +436,7 @@ static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const 
 
     a->err = err;
     release_up(s);
-    evtimer_del(&s->timer);
+    disarm(s);
     if (s->flags & TN_STREAM_F_RESP_STARTED) {
         a->err = TN_ATTEMPT_E_CUT;
         if ((s->flags & TN_STREAM_F_REPLAYABLE) && !(s->flags & TN_STREAM_F_REPLAYED)) {
@@ -462,7 +486,8 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
         return fail_stream(s, 503, "no_route");
     rs = route_state(s);
     rs->requests++;
-    tn_budget_request(&rs->budget, tn_now_ms());
+    s->now_us = tn_now_us();
+    tn_budget_request(&rs->budget, s->now_us / 1000);
     decide_replay(s);
     if (s->req.body == TN_BODY_NONE)
         s->flags |= TN_STREAM_F_REQ_DONE;
@@ -635,7 +660,7 @@ void tn_stream_up_connected(struct tn_stream *s)
     a->connected_us = tn_now_us();
     if (s->state != TN_STREAM_CONNECT)
         return;
-    evtimer_del(&s->timer);
+    disarm(s);
     if (s->flags & TN_STREAM_F_REQ_DONE) {
         set_state(s, TN_STREAM_WAIT_RESP);
         arm(s, s->wp->tv_response);
@@ -668,7 +693,7 @@ int tn_stream_up_head(struct tn_stream *s, const struct tn_msg *m)
         status_listed(&conf_of(s)->rollback, m->status) &&
         replay_allowed(s, TN_REPLAY_STATUS)) {
         release_up(s); /* its body is never read: the connection goes */
-        evtimer_del(&s->timer);
+        disarm(s);
         replay(s, 502, "rollback_status");
         return TN_ERR;
     }
@@ -723,7 +748,7 @@ void tn_stream_up_drained(struct tn_stream *s)
     s->flags &= ~TN_STREAM_F_REQ_PAUSED;
     s->progress++;
     if (s->state == TN_STREAM_SEND)
-        evtimer_del(&s->timer);
+        disarm(s);
     if (s->down && !(s->flags & TN_STREAM_F_BODY_IGNORED))
         s->down->resume(s);
 }
@@ -738,6 +763,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    s->flags &= ~TN_STREAM_F_TIMER;
     s->progress_seen = s->progress;
     switch (s->state) {
     case TN_STREAM_CONNECT:
@@ -772,7 +798,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- lifecycle ---- */
 
 struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops *down,
-                                void *down_ctx, const char *client_ip, const char *scheme)
+                                void *down_ctx, const char *client_ip, const char *scheme,
+                                uint64_t start_us)
 {
     struct tn_stream *s = TAILQ_FIRST(&w->free_streams);
     struct tn_arena arena = { 0 };
@@ -783,7 +810,9 @@ struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops 
         w->nfree_streams--;
         arena = s->arena;
         kept = s->replay;
-    } else if (!(s = malloc(sizeof(*s)))) {
+    } else if ((s = malloc(sizeof(*s))) != NULL) {
+        evtimer_assign(&s->timer, w->base, on_timer, s);
+    } else {
         return NULL;
     }
     memset(s, 0, offsetof(struct tn_stream, att));
@@ -800,6 +829,7 @@ struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops 
     s->no_replay = -1;
     s->bytes_in = s->bytes_out = 0;
     s->interim = 0;
+    s->now_us = 0;
     s->w = w;
     s->id = ++w->next_id;
     s->down = down;
@@ -807,9 +837,13 @@ struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops 
     s->scheme = scheme;
     s->dec.route = s->dec.backend = -1;
     s->dec.key_source = TN_STICKY_NONE;
-    snprintf(s->client_ip, sizeof(s->client_ip), "%s", client_ip ? client_ip : "");
-    s->start_us = tn_now_us();
-    evtimer_assign(&s->timer, w->base, on_timer, s);
+    if (client_ip) {
+        size_t n = strnlen(client_ip, sizeof(s->client_ip) - 1);
+
+        memcpy(s->client_ip, client_ip, n);
+        s->client_ip[n] = '\0';
+    }
+    s->start_us = start_us ? start_us : tn_now_us();
     TAILQ_INSERT_TAIL(&w->streams, s, link);
     w->nstreams++;
     return s;

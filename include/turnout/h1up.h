@@ -22,9 +22,11 @@ int tn_h1up_start(struct tn_upstream *u, struct tn_stream *s, enum tn_body_kind 
 /* Queues the first n bytes of src as request body (moved, framed). */
 void tn_h1up_data(struct tn_upstream *u, struct evbuffer *src, size_t n);
 
-/* Queues a copy of body (by reference: body must not change while u may
- * still write it) as request body. */
-void tn_h1up_data_ref(struct tn_upstream *u, struct evbuffer *body);
+/* Queues body[0..len) as request body by reference: the memory must stay
+ * unchanged while u may still write it (a stream's arena: the lease ends
+ * before the arena is reset, and a connection with output left is never
+ * pooled). */
+void tn_h1up_data_ref(struct tn_upstream *u, const char *body, size_t len);
 
 /* The request body is complete. */
 void tn_h1up_end(struct tn_upstream *u);

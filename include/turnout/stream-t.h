@@ -37,7 +37,7 @@ enum tn_stream_state {
 
 #define TN_STREAM_F_REQ_DONE 0x0001      /* the codec delivered the whole request body */
 #define TN_STREAM_F_REPLAYABLE 0x0002    /* shifted to "to", method allowed: may be replayed */
-#define TN_STREAM_F_KEEP 0x0004          /* the body is being copied to s->replay */
+#define TN_STREAM_F_KEEP 0x0004          /* the body is being copied to s->keep */
 #define TN_STREAM_F_CONTINUE 0x0008      /* we answered 100 Continue: Expect not forwarded */
 #define TN_STREAM_F_RESP_STARTED 0x0010  /* a final response head went to the codec */
 #define TN_STREAM_F_REQ_PAUSED 0x0020    /* we paused the codec: upstream output is full */
@@ -142,7 +142,8 @@ struct tn_stream {
     unsigned natt;
     struct tn_upstream *up; /* leased for the current attempt */
     struct event timer;
-    struct evbuffer *replay; /* the kept body (decoded), at most rollback.max_body */
+    char *keep;              /* the kept body (decoded, in the arena), at most rollback.max_body */
+    size_t keep_len, keep_cap;
     uint64_t body_seen;      /* request body bytes the codec delivered */
     uint32_t progress, progress_seen; /* moves of body bytes, for stall checks */
     /* what the access log says */

@@ -351,9 +351,10 @@ void tn_h1up_data(struct tn_upstream *u, struct evbuffer *src, size_t n)
     tn_io_queue_flush(&u->io);
 }
 
-void tn_h1up_data_ref(struct tn_upstream *u, struct evbuffer *body)
+void tn_h1up_data_ref(struct tn_upstream *u, const char *body, size_t len)
 {
-    evbuffer_add_buffer_reference(u->io.out, body);
+    if (len)
+        evbuffer_add_reference(u->io.out, body, len, NULL, NULL);
     tn_io_queue_flush(&u->io);
 }
 

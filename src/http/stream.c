@@ -4,7 +4,8 @@
  * HTTP/1.1 on it). A request shifted to "to" that fails before any response
  * byte reached the client is replayed once on "from" (DESIGN.md
  * "Per-request rollback"), within the route's replay budget; for that the
- * body is copied into s->replay as it streams, up to rollback.max_body. The
+ * body is copied into the arena (s->keep) as it streams, up to
+ * rollback.max_body. The
  * response goes back through the codec's table. A stream ends with its
  * access log line and is freed by the worker's end-of-callback hook. */
 #include <event2/buffer.h>
@@ -275,32 +276,48 @@ static void decide_replay(struct tn_stream *s)
         return;
     }
     s->flags |= TN_STREAM_F_REPLAYABLE;
-    if (r->body != TN_BODY_NONE) {
-        if (!s->replay && !(s->replay = evbuffer_new())) {
-            s->flags &= ~TN_STREAM_F_REPLAYABLE;
-            return;
-        }
-        s->flags |= TN_STREAM_F_KEEP;
-    }
-}
-
-/* Copies n bytes of src into the replay buffer; stops keeping (the body is
- * too large) past rollback.max_body. */
-static void keep_body(struct tn_stream *s, struct evbuffer *src, size_t n)
-{
-    size_t have = evbuffer_get_length(s->replay);
-    struct evbuffer_iovec v;
-
-    if (have + n > conf_of(s)->rollback.max_body ||
-        evbuffer_reserve_space(s->replay, (ssize_t)n, &v, 1) != 1) {
-        evbuffer_drain(s->replay, have);
-        s->flags &= ~(TN_STREAM_F_KEEP | TN_STREAM_F_REPLAYABLE);
-        s->no_replay = TN_NOREPLAY_BODY_TOO_LARGE;
+    if (r->body == TN_BODY_NONE)
+        return;
+    /* a declared length gets its room at once; a stream of unknown length
+     * starts small and doubles (up to max_body) */
+    s->keep_len = 0;
+    s->keep_cap = r->body == TN_BODY_LENGTH ? (size_t)r->content_length : 4096;
+    if (s->keep_cap > rb->max_body)
+        s->keep_cap = rb->max_body;
+    s->keep = s->keep_cap ? tn_arena_alloc(&s->arena, s->keep_cap) : NULL;
+    if (s->keep_cap && !s->keep) {
+        s->flags &= ~TN_STREAM_F_REPLAYABLE;
         return;
     }
-    evbuffer_copyout(src, v.iov_base, n);
-    v.iov_len = n;
-    evbuffer_commit_space(s->replay, &v, 1);
+    s->flags |= TN_STREAM_F_KEEP;
+}
+
+/* Copies n bytes of src (left in place) into the kept body; stops keeping
+ * (the body is too large) past rollback.max_body. */
+static void keep_body(struct tn_stream *s, struct evbuffer *src, size_t n)
+{
+    size_t max = conf_of(s)->rollback.max_body;
+
+    if (s->keep_len + n > s->keep_cap) {
+        size_t cap = s->keep_cap * 2 > s->keep_len + n ? s->keep_cap * 2 : s->keep_len + n;
+        char *k;
+
+        if (cap > max)
+            cap = max;
+        if (s->keep_len + n > cap || !(k = tn_arena_alloc(&s->arena, cap))) {
+            s->keep = NULL;
+            s->keep_len = s->keep_cap = 0;
+            s->flags &= ~(TN_STREAM_F_KEEP | TN_STREAM_F_REPLAYABLE);
+            s->no_replay = TN_NOREPLAY_BODY_TOO_LARGE;
+            return;
+        }
+        if (s->keep_len)
+            memcpy(k, s->keep, s->keep_len);
+        s->keep = k;
+        s->keep_cap = cap;
+    }
+    evbuffer_copyout(src, s->keep + s->keep_len, n);
+    s->keep_len += n;
 }
 
 /* ---- attempts ---- */
@@ -340,12 +357,12 @@ static int start_attempt(struct tn_stream *s, int backend, int server, int fresh
     s->up = u;
     if (resend && kind != TN_BODY_NONE) { /* the kept body, decoded */
         kind = TN_BODY_LENGTH;
-        len = evbuffer_get_length(s->replay);
+        len = s->keep_len;
     }
     if (tn_h1up_start(u, s, kind, len) != TN_OK)
         return fail_stream(s, 431, "request_head_too_large");
     if (resend && kind != TN_BODY_NONE)
-        tn_h1up_data_ref(u, s->replay);
+        tn_h1up_data_ref(u, s->keep, s->keep_len);
     if (s->flags & TN_STREAM_F_REQ_DONE)
         tn_h1up_end(u);
     if (!u->connected) {
@@ -803,13 +820,11 @@ struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops 
 {
     struct tn_stream *s = TAILQ_FIRST(&w->free_streams);
     struct tn_arena arena = { 0 };
-    struct evbuffer *kept = NULL;
 
     if (s) {
         TAILQ_REMOVE(&w->free_streams, s, link);
         w->nfree_streams--;
         arena = s->arena;
-        kept = s->replay;
     } else if ((s = malloc(sizeof(*s))) != NULL) {
         evtimer_assign(&s->timer, w->base, on_timer, s);
     } else {
@@ -818,7 +833,8 @@ struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops 
     memset(s, 0, offsetof(struct tn_stream, att));
     s->natt = 0;
     s->up = NULL;
-    s->replay = kept;
+    s->keep = NULL;
+    s->keep_len = s->keep_cap = 0;
     s->arena = arena;
     s->body_seen = 0;
     s->progress = s->progress_seen = 0;
@@ -872,8 +888,6 @@ void tn_stream_detach(struct tn_stream *s, const char *why)
 static void stream_free(struct tn_stream *s)
 {
     tn_arena_deinit(&s->arena);
-    if (s->replay)
-        evbuffer_free(s->replay);
     free(s);
 }
 
@@ -888,8 +902,6 @@ void tn_stream_reap(struct tn_worker *w)
             continue;
         }
         tn_arena_reset(&s->arena);
-        if (s->replay)
-            evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
         TAILQ_INSERT_HEAD(&w->free_streams, s, link);
         w->nfree_streams++;
     }

@@ -14,14 +14,13 @@ gcov showed them unexecuted):
 """
 
 import re
-import select
-import socket
 import threading
 import time
 
 import pytest
 
 import harness
+from faults import Blackhole
 from client import build_request
 
 ROUTE = "default"
@@ -133,55 +132,9 @@ def test_bodiless_request_on_a_stale_pooled_connection_is_retried_once(
 
 # ---------------------------------------------------------- connect timeout --
 
-def _connect_pending(addr, wait):
-    """(socket, True) when a non-blocking connect to addr completed within
-    `wait` seconds, (socket, False) while it is still pending."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setblocking(False)
-    if s.connect_ex(addr) == 0:
-        return s, True
-    _, wl, _ = select.select([], [s], [], wait)
-    return s, bool(wl) and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
-
-
-class _Blackhole:
-    """A loopback listener (backlog 0) that never accepts, its accept queue
-    filled by connections it holds: Linux then drops every further SYN, so
-    a connect() to it neither completes nor fails until the SYN retries run
-    out (minutes)."""
-
-    def __init__(self):
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(0)
-        self.addr = self.lsock.getsockname()
-        self.address = "%s:%d" % self.addr
-        self.fillers = []
-
-    def start(self):
-        for _ in range(16):  # the queue takes one or two
-            s, done = _connect_pending(self.addr, 0.2 * harness.SLOW)
-            if not done:
-                s.close()
-                break
-            self.fillers.append(s)
-        else:
-            raise AssertionError("the accept queue of %s never filled" % self.address)
-        s, done = _connect_pending(self.addr, 0.3)
-        s.close()
-        assert not done, "a connection to the full listener %s completed" % self.address
-        return self
-
-    def stop(self):
-        for s in self.fillers:
-            s.close()
-        self.fillers = []
-        self.lsock.close()
-
-
 @pytest.fixture
 def blackhole():
-    bh = _Blackhole()
+    bh = Blackhole()
     try:
         yield bh.start()
     finally:

@@ -29,9 +29,14 @@ void tn_upstream_discard(struct tn_upstream *u);
  * (TN_UP_F_CLEAN), closed otherwise. Takes ownership. */
 void tn_upstream_release(struct tn_upstream *u);
 
-/* Closes the connection and frees it, without pool accounting (idle
- * connections already unlinked); NULL is a no-op. */
+/* Closes the connection at once and frees it when the current callback
+ * returns, without pool accounting (idle connections already unlinked);
+ * NULL is a no-op. */
 void tn_upstream_free(struct tn_upstream *u);
+
+/* Frees the connections closed during the current callback (the worker's
+ * end-of-callback hook). */
+void tn_pool_reap(struct tn_worker *w);
 
 /* Closes idle connections of w that were idle longer than idle_ms. */
 void tn_pool_sweep(struct tn_worker *w, uint64_t now_ms, uint64_t idle_ms);

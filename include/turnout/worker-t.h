@@ -76,6 +76,7 @@ struct tn_worker {
     struct tn_ioq ioq;                  /* end-of-callback flushes and frees */
     struct tn_stream_list streams;      /* live streams */
     struct tn_stream_list dead_streams; /* ended; freed by the end-of-callback hook */
+    struct tn_upstream_list dead_upstreams; /* closed; freed by the end-of-callback hook */
     struct tn_stream_list free_streams; /* recycled stream objects */
     uint32_t nstreams, nfree_streams;
     struct evbuffer *body_tmp;          /* decoded chunked bytes, empty between calls */

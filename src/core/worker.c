@@ -275,6 +275,8 @@ static void settle(void *arg)
         tn_client_reap(w);
     if (!TAILQ_EMPTY(&w->dead_streams))
         tn_stream_reap(w);
+    if (!TAILQ_EMPTY(&w->dead_upstreams))
+        tn_pool_reap(w);
 }
 
 static void free_listeners(struct tn_worker *w)
@@ -356,6 +358,7 @@ struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *p
     TAILQ_INIT(&w->dead_clients);
     TAILQ_INIT(&w->streams);
     TAILQ_INIT(&w->dead_streams);
+    TAILQ_INIT(&w->dead_upstreams);
     TAILQ_INIT(&w->free_streams);
     TAILQ_INIT(&w->ioq.pending);
     w->ioq.settle = settle;

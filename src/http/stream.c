@@ -503,7 +503,7 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
         return fail_stream(s, 503, "no_route");
     rs = route_state(s);
     rs->requests++;
-    s->now_us = tn_now_us();
+    s->now_us = s->start_us; /* the codec read the clock when the head began */
     tn_budget_request(&rs->budget, s->now_us / 1000);
     decide_replay(s);
     if (s->req.body == TN_BODY_NONE)

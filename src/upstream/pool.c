@@ -163,8 +163,21 @@ void tn_upstream_free(struct tn_upstream *u)
 {
     if (!u)
         return;
+    /* the socket closes now; the memory goes when the current callback
+     * returns (tn_pool_reap), as a callback of u may be on the stack */
     tn_io_deinit(&u->io);
-    free(u);
+    u->owner = NULL;
+    TAILQ_INSERT_TAIL(&u->pool->w->dead_upstreams, u, link);
+}
+
+void tn_pool_reap(struct tn_worker *w)
+{
+    struct tn_upstream *u;
+
+    while ((u = TAILQ_FIRST(&w->dead_upstreams)) != NULL) {
+        TAILQ_REMOVE(&w->dead_upstreams, u, link);
+        free(u);
+    }
 }
 
 void tn_upstream_discard(struct tn_upstream *u)
@@ -216,6 +229,7 @@ void tn_pool_free_all(struct tn_worker *w)
     size_t i;
 
     tn_pool_close_idle(w);
+    tn_pool_reap(w);
     for (i = 0; i < w->npools; i++)
         free(w->pools[i]);
     free(w->pools);

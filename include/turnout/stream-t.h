@@ -152,6 +152,7 @@ struct tn_stream {
     const char *fail_why;  /* HOLD: the error answered if the replay cannot happen */
     int fail_status;
     int no_replay;         /* TN_NOREPLAY_* decided at the head, -1: replayable or n/a */
+    enum tn_replay_reason replay_why; /* with TN_STREAM_F_REPLAYED */
     uint64_t bytes_in, bytes_out;
     uint64_t start_us;
     uint64_t now_us; /* a clock reading the current call already took, or 0 */

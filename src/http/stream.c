@@ -417,18 +417,23 @@ static int replay_allowed(struct tn_stream *s, enum tn_replay_reason why)
         s->reason = noreplay_names[TN_NOREPLAY_BUDGET];
         return 0;
     }
-    rs->replays[why]++;
     s->flags |= TN_STREAM_F_REPLAYED;
+    s->replay_why = why;
     s->reason = replay_names[why];
     return 1;
+}
+
+/* Starts the replay attempt on the route's "from" and counts it. */
+static int start_replay(struct tn_stream *s)
+{
+    route_state(s)->replays[s->replay_why]++;
+    return start_attempt(s, s->wp->plan->routes[s->dec.route].conf->from_idx, -1, 0);
 }
 
 /* Replays on the route's "from" backend, at once or once the body is in.
  * The failed attempt's connection is already released. */
 static int replay(struct tn_stream *s, int fail_status, const char *why)
 {
-    const struct tn_conf_route *route = s->wp->plan->routes[s->dec.route].conf;
-
     if (!(s->flags & TN_STREAM_F_REQ_DONE)) {
         s->fail_status = fail_status;
         s->fail_why = why;
@@ -439,7 +444,7 @@ static int replay(struct tn_stream *s, int fail_status, const char *why)
         }
         return TN_OK;
     }
-    return start_attempt(s, route->from_idx, -1, 0);
+    return start_replay(s);
 }
 
 /* The current attempt failed before (or after) the response started.
@@ -528,7 +533,10 @@ static int on_data(struct tn_stream *s, struct evbuffer *src, size_t n)
     if (s->flags & TN_STREAM_F_KEEP) {
         keep_body(s, src, n);
         if (s->state == TN_STREAM_HOLD && !(s->flags & TN_STREAM_F_KEEP)) {
+            /* the replay waited for a body that turned out too large */
             evbuffer_drain(src, n);
+            route_state(s)->refused[TN_NOREPLAY_BODY_TOO_LARGE]++;
+            s->reason = noreplay_names[TN_NOREPLAY_BODY_TOO_LARGE];
             return fail_stream(s, s->fail_status, s->fail_why);
         }
     }
@@ -552,7 +560,7 @@ static int on_end(struct tn_stream *s)
 {
     s->flags |= TN_STREAM_F_REQ_DONE;
     if (s->state == TN_STREAM_HOLD)
-        return start_attempt(s, s->wp->plan->routes[s->dec.route].conf->from_idx, -1, 0);
+        return start_replay(s);
     if (!s->up || (s->flags & TN_STREAM_F_BODY_IGNORED))
         return TN_OK;
     tn_h1up_end(s->up);

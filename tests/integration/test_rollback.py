@@ -378,6 +378,56 @@ def test_chunked_body_reaches_legacy_byte_for_byte_with_content_length(turnout_f
     assert rec["reason"] == "rollback_status", rec
 
 
+def _send_body_in_pieces(c, framed, piece=4096):
+    """Sends framed in pieces, each after turnout took the previous one (the
+    connection stays open: turnout keeps reading while it holds the body)."""
+    for i in range(0, len(framed), piece):
+        c.send(framed[i:i + piece])
+
+
+def test_body_still_arriving_when_to_fails_is_held_then_replayed(turnout_factory, legacy,
+                                                                 faults, connect):
+    """new refuses the connection while the chunked body is still on its way:
+    turnout keeps reading it, then replays the whole body on legacy."""
+    new = faults("refused")
+    t = _start(turnout_factory, legacy, new)
+    data = pattern_bytes(40000)
+    tg = "/rb/hold"
+    c = connect(t)
+    c.send(build_request("PUT", tg, [("Transfer-Encoding", "chunked")]))
+    # the attempt on new fails at once; the body has not started yet
+    _send_body_in_pieces(c, _chunked(data))
+    r = c.response(method="PUT")
+    assert _legacy_ok(r, "PUT", tg), (r, _log_of(t, tg))
+    [lreq] = legacy.completed()
+    assert lreq.header("Content-Length") == str(len(data)) and not lreq.chunked, lreq.headers
+    assert lreq.body == data
+    rec = _logs(t, [tg])[tg]
+    assert rec["reason"] == "rollback_connect", rec
+    _check_attempt(rec["attempts"][0], "new", new.address, None, "connect_error")
+    _check_attempt(rec["attempts"][1], "legacy", legacy.address, 200, None)
+
+
+def test_held_body_that_outgrows_max_body_gets_the_original_error(turnout_factory, legacy,
+                                                                  faults, connect):
+    new = faults("refused")
+    t = _start(turnout_factory, legacy, new, rollback={"max_body": "16k"})
+    data = pattern_bytes(100000)
+    tg = "/rb/hold-too-large"
+    c = connect(t)
+    c.send(build_request("PUT", tg, [("Transfer-Encoding", "chunked")]))
+    try:
+        _send_body_in_pieces(c, _chunked(data))
+    except OSError:
+        pass  # turnout answered and closed while the body was still coming
+    r = c.response(method="PUT")
+    assert r.status == 502, r
+    assert legacy.completed() == [], legacy.completed()
+    rec = _logs(t, [tg])[tg]
+    assert rec["status"] == 502 and rec["reason"] == "body_too_large", rec
+    assert [a["backend"] for a in rec["attempts"]] == ["new"], rec
+
+
 # ------------------------------------------------------------ 100-continue ----
 
 def test_expect_100_continue_with_replay(turnout_factory, legacy, faults, connect):

@@ -16,6 +16,8 @@ FaultBackend(name, mode) -- reads each request like the other test backends
                      seconds; keeps the connection
         "cut"        sends a 200 head announcing `announce` body bytes, then
                      `send` bytes, and closes
+        "early"      answers `status` as soon as the head is in, without
+                     reading the body (recorded as partial), and closes
     Every response it sends carries X-Platform: <name>. Like a real server
     it answers "100 Continue" to Expect: 100-continue, so an Expect header
     that reached it shows up at the client as an extra interim response.
@@ -40,7 +42,7 @@ import time
 import harness
 from backends import _read_body, _Reader, _parse_request_head, _Server, _wants_close
 
-MODES = ("status", "reset", "close", "hang", "half_head", "garbage", "slow", "cut")
+MODES = ("status", "reset", "close", "hang", "half_head", "garbage", "slow", "cut", "early")
 
 
 class FaultBackend(_Server):
@@ -53,9 +55,10 @@ class FaultBackend(_Server):
         self.mode = mode
         self.status = status
         self.delay = delay
-        self.partial = partial
+        self.half_head_bytes = partial
         self.announce = announce
         self.send = send
+        self.early_answered = 0  # "early": heads answered before their body
 
     def serve(self, c):
         rd = _Reader(c.sock, c)
@@ -65,6 +68,13 @@ class FaultBackend(_Server):
                 return
             req = _parse_request_head(raw)
             self._record_head(req, c)
+            if self.mode == "early":
+                body = ("%s status %d %s\n" % (self.name, self.status, req.target)).encode()
+                c.sock.sendall(self._head(self.status, "Early", [
+                    ("Content-Length", str(len(body))), ("Connection", "close")]) + body)
+                self.early_answered += 1
+                self._record_done(req, False)
+                return
             done = False
             try:
                 if (req.header("Expect") or "").strip().lower() == "100-continue":
@@ -100,7 +110,7 @@ class FaultBackend(_Server):
                 c.bytes += len(data)
             return False
         if mode == "half_head":
-            c.sock.sendall(self.partial)
+            c.sock.sendall(self.half_head_bytes)
             return False
         if mode == "garbage":
             c.sock.sendall(b"HTTP/1.1 2000 Nonsense\r\nX-Platform: %s\r\n\r\n"

@@ -408,6 +408,30 @@ def test_body_still_arriving_when_to_fails_is_held_then_replayed(turnout_factory
     _check_attempt(rec["attempts"][1], "legacy", legacy.address, 200, None)
 
 
+def test_early_failure_status_holds_the_body_then_replays(turnout_factory, legacy, faults,
+                                                          connect):
+    """new answers 503 as soon as it has the head, before the body: turnout
+    keeps reading the body (the client sees nothing of new's answer) and
+    replays the whole of it on legacy."""
+    new = faults("early")
+    t = _start(turnout_factory, legacy, new)
+    data = pattern_bytes(30000)
+    framed = _chunked(data)
+    tg = "/rb/early"
+    c = connect(t)
+    c.send(build_request("PUT", tg, [("Transfer-Encoding", "chunked")]) + framed[:1000])
+    harness.wait_until(lambda: new.early_answered == 1, 5, "new to answer the head early")
+    _send_body_in_pieces(c, framed[1000:])
+    r = c.response(method="PUT")
+    assert _legacy_ok(r, "PUT", tg), (r, _log_of(t, tg))
+    [lreq] = legacy.completed()
+    assert lreq.body == data and lreq.header("Content-Length") == str(len(data))
+    rec = _logs(t, [tg])[tg]
+    assert rec["reason"] == "rollback_status", rec
+    _check_attempt(rec["attempts"][0], "new", new.address, 503, None)
+    _check_attempt(rec["attempts"][1], "legacy", legacy.address, 200, None)
+
+
 def test_held_body_that_outgrows_max_body_gets_the_original_error(turnout_factory, legacy,
                                                                   faults, connect):
     new = faults("refused")

@@ -87,8 +87,12 @@ static int h1_head(struct tn_stream *s, const struct tn_msg *m)
             c->flags |= TN_CLIENT_F_RESP_CHUNKED;
     }
     write_interim(c, s, m, &b);
-    for (i = 0; i < m->nfields && !dated; i++)
-        dated = m->fields[i].name_len == 4 && tn_strieq(m->fields[i].name, 4, "date");
+    for (i = 0; i < m->nfields && !dated; i++) {
+        const char *n = m->fields[i].name;
+
+        dated = m->fields[i].name_len == 4 && (n[0] | 0x20) == 'd' && (n[1] | 0x20) == 'a' &&
+                (n[2] | 0x20) == 't' && (n[3] | 0x20) == 'e';
+    }
     for (i = 0; i < m->nextra; i++)
         tn_sbuf_field(&b, &m->extra[i]);
     /* RFC 9110 7.6.3: a proxy adds Via to what it forwards; 6.6.1: a

@@ -20,8 +20,8 @@ void tn_h1down_on_eof(struct tn_client *c);
 /* The client timer fired in REQ_HEAD or REQ_BODY. */
 void tn_h1down_on_timer(struct tn_client *c);
 
-/* Answers status with a short text page for a request that has no stream
- * yet (or whose stream ended); logs it as a rejected request. */
+/* Answers status with a short text page for a request no stream took (a
+ * malformed or late head), closes after it, and logs it with why. */
 void tn_h1down_reject(struct tn_client *c, int status, const char *why);
 
 #endif

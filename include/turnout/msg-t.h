@@ -46,7 +46,6 @@ enum tn_body_kind {
 };
 
 #define TN_MSG_F_EXPECT_CONTINUE 0x01 /* request: Expect: 100-continue */
-#define TN_MSG_F_LOCAL 0x02           /* response made by turnout (an error page) */
 
 /* The head of a request or a response. Pointers are borrowed: a request head
  * is copied into the stream's arena by the stream; a response head is valid

@@ -144,7 +144,6 @@ struct tn_stream {
     struct event timer;
     char *keep;              /* the kept body (decoded, in the arena), at most rollback.max_body */
     size_t keep_len, keep_cap;
-    uint64_t body_seen;      /* request body bytes the codec delivered */
     uint32_t progress, progress_seen; /* moves of body bytes, for stall checks */
     /* what the access log says */
     int status;
@@ -155,8 +154,6 @@ struct tn_stream {
     enum tn_replay_reason replay_why; /* with TN_STREAM_F_REPLAYED */
     uint64_t bytes_in, bytes_out;
     uint64_t start_us;
-    uint64_t now_us; /* a clock reading the current call already took, or 0 */
-    unsigned interim;
 };
 
 TAILQ_HEAD(tn_stream_list, tn_stream);

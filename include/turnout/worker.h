@@ -5,10 +5,10 @@
 
 #include "turnout/worker-t.h"
 
-/* Creates worker id with its event base and listeners on the given fds
- * (takes them). Returns NULL with *why on failure. Control thread. */
-struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *plan,
-                                const char **why);
+/* Creates worker id (of nworkers) with its event base and listeners on the
+ * given fds (takes them). Returns NULL with *why on failure. Control thread. */
+struct tn_worker *tn_worker_new(int id, uint32_t nworkers, int *fds, size_t nfds,
+                                struct tn_plan *plan, const char **why);
 
 /* Starts the worker thread. Returns TN_OK or TN_ERR. */
 int tn_worker_start(struct tn_worker *w);

@@ -251,14 +251,13 @@ static int start_workers(struct server *s)
             }
             nfds++;
         }
-        s->workers[i] = tn_worker_new((int)i, fds, nfds, tn_plan_ref(s->plan), &why);
+        s->workers[i] = tn_worker_new((int)i, (uint32_t)n, fds, nfds, tn_plan_ref(s->plan), &why);
         if (!s->workers[i]) {
             tn_log(TN_LOG_ERR, "worker %zu: %s", i, why);
             free(fds);
             return TN_ERR;
         }
         s->workers[i]->listen_fds = fds;
-        s->workers[i]->nworkers = (uint32_t)n;
         s->workers[i]->max_clients = (uint32_t)((c->limits.connections + n - 1) / n);
         s->workers[i]->on_exit = worker_exited;
         s->workers[i]->on_exit_arg = s;

@@ -346,14 +346,15 @@ static void post(struct tn_worker *w, unsigned cmd)
         tn_log(TN_LOG_ERR, "worker %d: eventfd write: %s", w->id, strerror(errno));
 }
 
-struct tn_worker *tn_worker_new(int id, int *fds, size_t nfds, struct tn_plan *plan,
-                                const char **why)
+struct tn_worker *tn_worker_new(int id, uint32_t nworkers, int *fds, size_t nfds,
+                                struct tn_plan *plan, const char **why)
 {
     struct tn_worker *w = tn_xcalloc(1, sizeof(*w));
     struct event_config *cfg = event_config_new();
     size_t i;
 
     w->id = id;
+    w->nworkers = nworkers;
     TAILQ_INIT(&w->clients);
     TAILQ_INIT(&w->dead_clients);
     TAILQ_INIT(&w->streams);
@@ -411,7 +412,6 @@ static void *worker_main(void *arg)
 {
     struct tn_worker *w = arg;
 
-    (void)setup_routes(w, w->wp->plan); /* sized in tn_worker_new: now w->nworkers is known */
     event_base_dispatch(w->base);
     tn_client_free_all(w);
     tn_stream_free_all(w);

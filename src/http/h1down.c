@@ -54,6 +54,33 @@ static void write_interim(struct tn_client *c, struct tn_stream *s, const struct
             tn_sbuf_field(b, &m->fields[i]);
 }
 
+/* Queues turnout's own error page for the current request and ends the
+ * exchange; the connection closes after it when close_after, when the
+ * request body was not read whole, or when draining. Returns its bytes. */
+static size_t answer_error(struct tn_client *c, int status, int close_after)
+{
+    size_t n;
+
+    if (close_after || c->state == TN_CLIENT_REQ_BODY || c->w->draining)
+        c->flags |= TN_CLIENT_F_CLOSE_AFTER;
+    n = tn_reply_error(c->io.out, status, !!(c->flags & TN_CLIENT_F_CLOSE_AFTER),
+                       tn_worker_http_date(c->w));
+    tn_io_queue_flush(&c->io);
+    tn_client_exchange_done(c);
+    return n;
+}
+
+/* A response head that does not fit the scratch space: the stream fails
+ * with 502 and the client gets that instead. */
+static int head_too_large(struct tn_client *c, struct tn_stream *s)
+{
+    c->flags &= ~TN_CLIENT_F_RESP_CHUNKED;
+    c->stream = NULL;
+    tn_stream_ops.abort(s, 502, "response_head_too_large");
+    answer_error(c, 502, 1);
+    return TN_ERR;
+}
+
 static int h1_head(struct tn_stream *s, const struct tn_msg *m)
 {
     struct tn_client *c = client_of(s);
@@ -68,11 +95,8 @@ static int h1_head(struct tn_stream *s, const struct tn_msg *m)
             return TN_OK; /* 1xx are not for HTTP/1.0 clients */
         write_interim(c, s, m, &b);
         TN_SBUF_LIT(&b, "Via: 1.1 turnout\r\n\r\n");
-        if (b.overflow) {
-            tn_stream_ops.abort(s, 502, "response_head_too_large");
-            tn_h1down_reject(c, 502, NULL);
-            return TN_ERR;
-        }
+        if (b.overflow)
+            return head_too_large(c, s);
         evbuffer_add(c->io.out, b.p, b.len);
         s->bytes_out += b.len;
         tn_io_queue_flush(&c->io);
@@ -117,12 +141,8 @@ static int h1_head(struct tn_stream *s, const struct tn_msg *m)
     else if (http10)
         TN_SBUF_LIT(&b, "Connection: keep-alive\r\n");
     TN_SBUF_LIT(&b, "\r\n");
-    if (b.overflow) {
-        c->flags &= ~TN_CLIENT_F_RESP_CHUNKED;
-        tn_stream_ops.abort(s, 502, "response_head_too_large");
-        tn_h1down_reject(c, 502, NULL);
-        return TN_ERR;
-    }
+    if (b.overflow)
+        return head_too_large(c, s);
     evbuffer_add(c->io.out, b.p, b.len);
     s->bytes_out += b.len;
     c->flags |= TN_CLIENT_F_RESP_SENT;
@@ -180,12 +200,7 @@ static void h1_abort(struct tn_stream *s, int status, const char *why)
         tn_client_abort(c);
         return;
     }
-    if (c->state == TN_CLIENT_REQ_BODY || c->w->draining)
-        c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-    s->bytes_out += tn_reply_error(c->io.out, status, !!(c->flags & TN_CLIENT_F_CLOSE_AFTER),
-                                   tn_worker_http_date(c->w));
-    tn_io_queue_flush(&c->io);
-    tn_client_exchange_done(c);
+    s->bytes_out += answer_error(c, status, 0);
 }
 
 static void h1_pause(struct tn_stream *s)
@@ -221,21 +236,12 @@ static const struct tn_stream_ops h1_ops = {
 
 void tn_h1down_reject(struct tn_client *c, int status, const char *why)
 {
-    struct tn_worker *w = c->w;
+    /* no stream took this request: log it on a stream of its own */
+    struct tn_stream *s = tn_stream_new(c->w, NULL, NULL, c->peer_ip, "http", c->start_us);
+    size_t n = answer_error(c, status, 1);
 
-    c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-    if (why) { /* no stream took this request: log it on a stream of its own */
-        struct tn_stream *s = tn_stream_new(w, NULL, NULL, c->peer_ip, "http", c->start_us);
-        size_t n = tn_reply_error(c->io.out, status, 1, tn_worker_http_date(w));
-
-        if (s)
-            tn_stream_reject(s, status, why, c->start_us, n);
-    } else {
-        tn_reply_error(c->io.out, status, 1, tn_worker_http_date(w));
-    }
-    tn_io_queue_flush(&c->io);
-    c->stream = NULL;
-    tn_client_exchange_done(c);
+    if (s)
+        tn_stream_reject(s, status, why, c->start_us, n);
 }
 
 /* The stream failed while we were handing it the request: answer for it. */
@@ -246,14 +252,10 @@ static void body_failed(struct tn_client *c, int status, const char *why)
     c->stream = NULL;
     if (s)
         tn_stream_ops.abort(s, status, why);
-    if (c->flags & TN_CLIENT_F_RESP_SENT) {
+    if (c->flags & TN_CLIENT_F_RESP_SENT)
         tn_client_abort(c);
-        return;
-    }
-    c->flags |= TN_CLIENT_F_CLOSE_AFTER;
-    tn_reply_error(c->io.out, status, 1, tn_worker_http_date(c->w));
-    tn_io_queue_flush(&c->io);
-    tn_client_exchange_done(c);
+    else
+        answer_error(c, status, 1);
 }
 
 /* The whole body is in: tell the stream, wait for the response. */

@@ -346,8 +346,8 @@ static int start_attempt(struct tn_stream *s, int backend, int server, int fresh
     memset(a, 0, sizeof(*a));
     a->backend = backend;
     a->server = server;
-    a->start_us = s->now_us ? s->now_us : tn_now_us();
-    s->now_us = 0;
+    /* the first attempt starts with the request (the codec read the clock) */
+    a->start_us = resend ? tn_now_us() : s->start_us;
     pool = s->wp->pools[backend][server];
     u = fresh ? NULL : tn_pool_take(pool);
     if (u)
@@ -508,8 +508,7 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
         return fail_stream(s, 503, "no_route");
     rs = route_state(s);
     rs->requests++;
-    s->now_us = s->start_us; /* the codec read the clock when the head began */
-    tn_budget_request(&rs->budget, s->now_us / 1000);
+    tn_budget_request(&rs->budget, s->start_us / 1000);
     decide_replay(s);
     if (s->req.body == TN_BODY_NONE)
         s->flags |= TN_STREAM_F_REQ_DONE;
@@ -528,7 +527,6 @@ static int on_data(struct tn_stream *s, struct evbuffer *src, size_t n)
 {
     struct tn_upstream *u = s->up;
 
-    s->body_seen += n;
     s->progress++;
     if (s->flags & TN_STREAM_F_KEEP) {
         keep_body(s, src, n);
@@ -844,7 +842,6 @@ struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops 
     s->keep = NULL;
     s->keep_len = s->keep_cap = 0;
     s->arena = arena;
-    s->body_seen = 0;
     s->progress = s->progress_seen = 0;
     s->status = 0;
     s->reason = NULL;
@@ -852,8 +849,6 @@ struct tn_stream *tn_stream_new(struct tn_worker *w, const struct tn_stream_ops 
     s->fail_status = 0;
     s->no_replay = -1;
     s->bytes_in = s->bytes_out = 0;
-    s->interim = 0;
-    s->now_us = 0;
     s->w = w;
     s->id = ++w->next_id;
     s->down = down;

@@ -46,10 +46,15 @@ struct tn_conf_admin {
 };
 
 struct tn_conf_redis {
-    char *address; /* NULL: no Redis */
+    char *address; /* NULL: no Redis, unless sentinels are given */
     struct tn_conf_addr addr;
-    char *password_env;
-    char *namespace_; /* default "default" */
+    char *password_env; /* environment variable holding the AUTH password */
+    char *namespace_;   /* default "default" */
+    struct tn_conf_addr *sentinels; /* Redis Sentinel: ask these for the master */
+    size_t nsentinels;
+    char *master;               /* the Sentinel master name; required with sentinels */
+    uint32_t resync_ms;         /* full re-read period: default 5s */
+    uint32_t connect_timeout_ms; /* default 1s */
 };
 
 struct tn_conf_timeouts {
@@ -75,6 +80,16 @@ struct tn_conf_health {
     char *path;
     uint32_t interval_ms, timeout_ms;
     uint32_t rise, fall;
+    uint16_t *expect; /* statuses counted as healthy; none given: any 2xx or 3xx */
+    size_t nexpect;
+};
+
+/* Passive health: consecutive connect errors or 5xx answers eject a server
+ * for eject_ms, doubling up to max_eject_ms while it keeps failing. */
+struct tn_conf_passive {
+    uint32_t failures; /* default 5; 0 turns passive ejection off */
+    uint32_t eject_ms;     /* default 10s */
+    uint32_t max_eject_ms; /* default 5m */
 };
 
 struct tn_conf_server {
@@ -88,6 +103,7 @@ struct tn_conf_backend {
     struct tn_conf_server *servers;
     size_t nservers;
     struct tn_conf_health health;
+    struct tn_conf_passive passive;
     struct tn_conf_mark mark;
 };
 
@@ -195,6 +211,7 @@ struct tn_conf_cidr {
 
 struct tn_conf {
     char *file;
+    char *node_id; /* this node's name in Redis "nodes" and events; default host:port */
     uint32_t workers; /* 0 = auto: number of online cores */
     struct tn_conf_listen *listens;
     size_t nlistens;

@@ -245,16 +245,54 @@ static int parse_redis_address(struct tn_conf_ctx *cx, yaml_node_t *n, void *fie
     return TN_OK;
 }
 
+static int parse_sentinels(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const struct tn_conf_key k = {.name = "sentinels", .type = TN_CONF_ADDR};
+    struct tn_conf_redis *r = field;
+    size_t i, len;
+
+    if (tn_conf_want_seq(cx, n, "sentinels") != TN_OK)
+        return TN_ERR;
+    len = tn_conf_seq_len(n);
+    if (!len)
+        return tn_conf_expect(cx, n, "at least one sentinel address like 127.0.0.1:26379");
+    r->sentinels = tn_xcalloc(len, sizeof(*r->sentinels));
+    for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
+        if (tn_conf_value(cx, tn_conf_seq_at(cx, n, i), &k, &r->sentinels[r->nsentinels]) ==
+            TN_OK)
+            r->nsentinels++;
+    }
+    return TN_OK;
+}
+
 static const struct tn_conf_key redis_keys[] = {
-    {.name = "address",
-     .type = TN_CONF_FUNC,
-     .off = 0,
-     .fn = parse_redis_address,
-     .flags = TN_CONF_K_REQUIRED},
+    {.name = "address", .type = TN_CONF_FUNC, .off = 0, .fn = parse_redis_address},
     KCHK("password_env", TN_CONF_STRING, struct tn_conf_redis, password_env, check_env_name),
     KCHK("namespace", TN_CONF_STRING, struct tn_conf_redis, namespace_, tn_conf_check_name),
+    {.name = "sentinels", .type = TN_CONF_FUNC, .off = 0, .fn = parse_sentinels},
+    KCHK("master", TN_CONF_STRING, struct tn_conf_redis, master, tn_conf_check_name),
+    KMIN("resync", TN_CONF_DURATION, struct tn_conf_redis, resync_ms, 100),
+    KMIN("connect_timeout", TN_CONF_DURATION, struct tn_conf_redis, connect_timeout_ms, 1),
     KEND,
 };
+
+/* redis: needs an address or sentinels with a master name. */
+static int parse_redis(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_redis *r = field;
+
+    if (tn_conf_walk(cx, n, "redis", redis_keys, r, NULL) != TN_OK)
+        return TN_ERR;
+    if (!r->address && !r->nsentinels)
+        return tn_conf_expect(cx, n, "redis.address or redis.sentinels");
+    if (r->address && r->nsentinels)
+        return tn_conf_expect(cx, n, "either redis.address or redis.sentinels, not both");
+    if (r->nsentinels && !r->master)
+        return tn_conf_expect(cx, n, "redis.master (the Sentinel master name) with sentinels");
+    return TN_OK;
+}
 
 static const struct tn_conf_key geoip_keys[] = {
     KREQ("database", TN_CONF_STRING, struct tn_conf, geoip_database),
@@ -325,12 +363,48 @@ static const struct tn_conf_key server_keys[] = {
     KEND,
 };
 
+/* health_check.expect: the statuses that count as healthy. */
+static int parse_expect(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_health *h = field;
+    size_t i, len = 1;
+    int rc = TN_OK;
+
+    if (n->type == YAML_SEQUENCE_NODE)
+        len = tn_conf_seq_len(n);
+    else if (n->type != YAML_SCALAR_NODE)
+        return tn_conf_expect(cx, n, "a list of HTTP status codes like [200, 204]");
+    free(h->expect);
+    h->expect = tn_xcalloc(len ? len : 1, sizeof(*h->expect));
+    h->nexpect = 0;
+    for (i = 0; i < len; i++) {
+        if (tn_conf_count_value(cx, n) != TN_OK)
+            break;
+        yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ? tn_conf_seq_at(cx, n, i) : n;
+        uint32_t v;
+
+        if (tn_conf_get_u32(cx, item, 100, 599, &v) == TN_OK)
+            h->expect[h->nexpect++] = (uint16_t)v;
+        else
+            rc = TN_ERR;
+    }
+    return rc;
+}
+
 static const struct tn_conf_key health_keys[] = {
     KCHK("path", TN_CONF_STRING, struct tn_conf_health, path, check_path),
     KMIN("interval", TN_CONF_DURATION, struct tn_conf_health, interval_ms, 1),
     KMIN("timeout", TN_CONF_DURATION, struct tn_conf_health, timeout_ms, 1),
     KU32("rise", struct tn_conf_health, rise, 1, 100),
     KU32("fall", struct tn_conf_health, fall, 1, 100),
+    {.name = "expect", .type = TN_CONF_FUNC, .off = 0, .fn = parse_expect},
+    KEND,
+};
+
+static const struct tn_conf_key passive_keys[] = {
+    KU32("failures", struct tn_conf_passive, failures, 0, 1000000),
+    KMIN("eject", TN_CONF_DURATION, struct tn_conf_passive, eject_ms, 1),
+    KMIN("max_eject", TN_CONF_DURATION, struct tn_conf_passive, max_eject_ms, 1),
     KEND,
 };
 
@@ -391,6 +465,7 @@ static const struct tn_conf_key backend_keys[] = {
      .fn = parse_servers,
      .flags = TN_CONF_K_REQUIRED},
     KFN("health_check", struct tn_conf_backend, health, parse_health),
+    KMAP("passive", struct tn_conf_backend, passive, passive_keys),
     KEND,
 };
 
@@ -428,6 +503,8 @@ static int parse_backends(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         b->health.timeout_ms = 1000;
         b->health.rise = 2;
         b->health.fall = 3;
+        b->passive = (struct tn_conf_passive){
+            .failures = 5, .eject_ms = 10000, .max_eject_ms = 300000};
         c->nbackends++;
         tn_conf_walk(cx, tn_conf_map_value(cx, n, i), "backend", backend_keys, b, NULL);
     }
@@ -949,7 +1026,8 @@ static const struct tn_conf_key top_keys[] = {
     KMAP("admin", struct tn_conf, admin, admin_keys),
     KEY("access_log", TN_CONF_STRING, struct tn_conf, access_log),
     KEY("state_file", TN_CONF_STRING, struct tn_conf, state_file),
-    KMAP("redis", struct tn_conf, redis, redis_keys),
+    KFN("redis", struct tn_conf, redis, parse_redis),
+    KCHK("node_id", TN_CONF_STRING, struct tn_conf, node_id, tn_conf_check_name),
     {.name = "geoip", .type = TN_CONF_MAP, .off = 0, .sub = geoip_keys},
     {.name = "trusted_proxies", .type = TN_CONF_FUNC, .fn = parse_trusted},
     KMAP("timeouts", struct tn_conf, timeouts, timeout_keys),
@@ -983,6 +1061,8 @@ static void set_defaults(struct tn_conf *c)
     c->access_log = tn_xstrdup("stdout");
     c->admin.socket_mode = 0600;
     c->redis.namespace_ = tn_xstrdup("default");
+    c->redis.resync_ms = 5000;
+    c->redis.connect_timeout_ms = 1000;
     c->timeouts = (struct tn_conf_timeouts){.client_header_ms = 10000,
                                             .client_body_ms = 30000,
                                             .client_idle_ms = 60000,
@@ -1150,9 +1230,9 @@ static void resolve(struct loader *L)
     }
     for (i = 0; i < c->nsegments; i++)
         if (c->segments[i].kind == TN_SEGMENT_REDIS_SET && c->segments[i].source &&
-            !c->redis.address)
+            !c->redis.address && !c->redis.nsentinels)
             tn_conf_err(cx, find_value(cx, L->segments_node, c->segments[i].name),
-                        "segment %s uses redis_set but redis.address is not set",
+                        "segment %s uses redis_set but redis is not configured",
                         c->segments[i].name);
     if (L->routes_node)
         resolve_routes(L);
@@ -1272,6 +1352,7 @@ static void free_backends(struct tn_conf *c)
         }
         free(b->servers);
         free(b->health.path);
+        free(b->health.expect);
         free(b->name);
     }
     free(c->backends);
@@ -1301,6 +1382,11 @@ void tn_conf_free(struct tn_conf *c)
     free_addr(&c->redis.addr);
     free(c->redis.password_env);
     free(c->redis.namespace_);
+    for (i = 0; i < c->redis.nsentinels; i++)
+        free_addr(&c->redis.sentinels[i]);
+    free(c->redis.sentinels);
+    free(c->redis.master);
+    free(c->node_id);
     free(c->geoip_database);
     free(c->trusted_proxies);
     free_backends(c);

@@ -474,7 +474,7 @@ START_TEST(err_unknown_key)
                   "drain\n");
     expect_errors(BASE ROUTE "colour: blue\n",
                   "t.yaml:6:1: unknown key \"colour\" in the top level; expected one of: workers, "
-                  "listen, admin, access_log, state_file, redis, geoip, trusted_proxies, "
+                  "listen, admin, access_log, state_file, redis, node_id, geoip, trusted_proxies, "
                   "timeouts, limits, backends, devices, segments, sticky_key, assign_cookie, "
                   "routes, rollback, overrides, debug_headers\n");
 }
@@ -601,7 +601,7 @@ START_TEST(err_segments_and_sticky)
     expect_errors(BASE ROUTE "segments: { s: { header: X } }\n",
                   "t.yaml:6:16: expected exactly one of equals or regex in segment s\n");
     expect_errors(BASE ROUTE "segments: { s: { redis_set: staff } }\n",
-                  "t.yaml:6:16: segment s uses redis_set but redis.address is not set\n");
+                  "t.yaml:6:16: segment s uses redis_set but redis is not configured\n");
     expect_errors(BASE ROUTE "sticky_key: [{ cookie: a, header: b }, { ip: true }, "
                              "{ client_ip: false }]\n",
                   "t.yaml:6:14: expected one key: { cookie: NAME }, { header: NAME }, { query: "

@@ -17,7 +17,8 @@ struct tn_balance {
 int tn_balance_init(struct tn_balance *bl, const struct tn_conf_backend *b);
 void tn_balance_deinit(struct tn_balance *bl);
 
-/* Picks the next server index of b, or -1 when every weight is 0. */
-int tn_balance_pick(struct tn_balance *bl, const struct tn_conf_backend *b);
+/* Picks the next server index of b among the usable ones (usable[i] != 0;
+ * NULL: all), or -1 when no usable server has a weight. */
+int tn_balance_pick(struct tn_balance *bl, const struct tn_conf_backend *b, const uint8_t *usable);
 
 #endif

@@ -11,6 +11,7 @@
 #include "turnout/h1-t.h"
 
 struct pcre2_real_code_8;
+struct tn_overlay;
 struct pcre2_real_match_data_8;
 
 struct tn_plan_route {
@@ -39,7 +40,9 @@ struct tn_plan {
     X(NO_ROUTE)   /* no route matched: the proxy answers 503 */                                    \
     X(ROUTE_PIN)  /* the route names a backend */                                                  \
     X(SHIFT_TO)   /* bucket < percent: shifted to "to" */                                          \
-    X(SHIFT_FROM) /* bucket >= percent: stays on "from" */
+    X(SHIFT_FROM) /* bucket >= percent: stays on "from" */                                       \
+    X(USER_PIN)   /* the user's sticky key is pinned (`pin`) */                                    \
+    X(TO_DOWN)    /* shifted, but every server of "to" is down: sent to "from" */
 
 enum tn_route_reason {
 #define TN_X_ENUM(r) TN_ROUTE_##r,
@@ -58,6 +61,11 @@ struct tn_route_req {
     const struct tn_field *hdrs;
     unsigned nhdrs;
     const char *client_ip; /* textual client address, NUL-terminated */
+    const struct tn_overlay *ov; /* runtime percents and pins; NULL: the plan alone */
+    /* whether backend (plan index) has a server that can take a request;
+     * NULL: all can */
+    int (*backend_up)(void *ctx, int backend);
+    void *up_ctx;
 };
 
 #define TN_ROUTE_UID_LEN 32

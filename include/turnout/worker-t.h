@@ -12,6 +12,7 @@
 #include "turnout/balance.h"
 #include "turnout/budget-t.h"
 #include "turnout/io.h"
+#include "turnout/overlay-t.h"
 #include "turnout/pool-t.h"
 #include "turnout/route-t.h"
 #include "turnout/stream-t.h"
@@ -28,6 +29,7 @@ TAILQ_HEAD(tn_client_list, tn_client);
 #define TN_WORKER_CMD_PLAN 0x1  /* adopt `pending` */
 #define TN_WORKER_CMD_DRAIN 0x2 /* stop accepting, finish in-flight exchanges, exit */
 #define TN_WORKER_CMD_STOP 0x4  /* exit the loop now */
+#define TN_WORKER_CMD_OVERLAY 0x8 /* adopt `pending_ov` */
 
 /* A plan as one worker uses it: the plan plus worker-local state derived
  * from it (server -> pool, balancer state). Streams count as users, so a
@@ -61,6 +63,8 @@ struct tn_worker {
     size_t nlisteners;
     struct tn_wplan *wp;           /* current view */
     _Atomic(struct tn_plan *) pending; /* next plan handed over by the control thread */
+    struct tn_overlay *ov;             /* runtime overlay in force (one reference) or NULL */
+    _Atomic(struct tn_overlay *) pending_ov; /* next overlay handed over */
     int notify_fd;                 /* eventfd the control thread writes to wake the worker */
     struct event *notify_ev;
     struct event *tick_ev;         /* once a second: pool sweep */
@@ -88,6 +92,8 @@ struct tn_worker {
     uint64_t next_id;
     char *scratch; /* head serialization space, see tn_worker_scratch */
     size_t scratch_len;
+    uint8_t *usable;       /* balancer space: one flag per server of a backend */
+    size_t nusable;
     struct tn_field *hdrs; /* parse space for one head */
     uint32_t max_hdrs;
     struct tn_accesslog_shard *log;

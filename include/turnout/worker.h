@@ -21,6 +21,27 @@ void tn_worker_publish(struct tn_worker *w, struct tn_plan *plan);
  * when no client is left. Control thread. */
 void tn_worker_drain(struct tn_worker *w);
 
+/* Hands overlay ov (one reference, taken over) to w; w adopts it on its own
+ * thread. Control thread; may be called before tn_worker_start. */
+void tn_worker_publish_overlay(struct tn_worker *w, struct tn_overlay *ov);
+
+/* Whether server (plan indexes) of view wp may take a new request now: its
+ * admin state is ready, its active check does not say down and passive
+ * checks have not ejected it (unless ignore_passive). Worker thread. */
+int tn_worker_server_usable(const struct tn_worker *w, const struct tn_wplan *wp, int backend,
+                            int server, uint64_t now_ms, int ignore_passive);
+
+/* Fills usable[0..nservers) for backend of wp and returns how many are
+ * usable. When none is by health alone but some are ready, passive
+ * ejections are ignored (a backend with no alternative is tried rather
+ * than refused, as Envoy's panic threshold does). Worker thread. */
+uint32_t tn_worker_usable_servers(const struct tn_worker *w, const struct tn_wplan *wp,
+                                  int backend, uint8_t *usable);
+
+/* For the router: whether backend of the current view has a server that is
+ * up (ready, not down, not ejected). ctx: the worker. */
+int tn_worker_backend_up(void *ctx, int backend);
+
 /* Asks w to exit its loop now. Control thread. */
 void tn_worker_stop(struct tn_worker *w);
 

@@ -17,9 +17,12 @@
 #include <unistd.h>
 
 #include "turnout/accesslog.h"
+#include "turnout/admin.h"
 #include "turnout/common.h"
 #include "turnout/conf.h"
+#include "turnout/control.h"
 #include "turnout/log.h"
+#include "turnout/overlay.h"
 #include "turnout/route.h"
 #include "turnout/server.h"
 #include "turnout/worker.h"
@@ -28,6 +31,8 @@ struct server {
     const char *path;
     struct event_base *base;
     struct tn_plan *plan; /* the plan in force (one reference) */
+    struct tn_ctl *ctl;   /* runtime control: overlay, Redis, health, ramps */
+    struct tn_admin *admin;
     struct tn_worker **workers;
     size_t nworkers;
     atomic_uint alive;
@@ -75,23 +80,38 @@ static void raise_nofile(const struct tn_conf *c)
                (unsigned long long)rl.rlim_cur, (unsigned long long)need, c->limits.connections);
 }
 
-static int load_plan(const char *path, uint64_t version, struct tn_plan **out)
+/* Loads path into a plan; on failure *err (malloc'd) holds every error,
+ * one per line. */
+static int load_plan_err(const char *path, uint64_t version, struct tn_plan **out, char **err)
 {
     char *errors = NULL;
     struct tn_conf *conf = tn_conf_load(path, &errors);
 
     if (!conf) {
-        fputs(errors ? errors : "cannot load the configuration\n", stderr);
-        free(errors);
+        *err = errors ? errors : tn_xstrdup("cannot load the configuration\n");
         return TN_ERR;
     }
     *out = tn_plan_new(conf, version, &errors);
     if (!*out) {
-        fprintf(stderr, "%s: %s\n", path, errors ? errors : "cannot build the routing plan");
+        size_t n = strlen(path) + (errors ? strlen(errors) : 40) + 8;
+
+        *err = tn_xmalloc(n);
+        snprintf(*err, n, "%s: %s\n", path, errors ? errors : "cannot build the routing plan");
         free(errors);
         return TN_ERR;
     }
     return TN_OK;
+}
+
+static int load_plan(const char *path, uint64_t version, struct tn_plan **out)
+{
+    char *err = NULL;
+
+    if (load_plan_err(path, version, out, &err) == TN_OK)
+        return TN_OK;
+    fputs(err, stderr);
+    free(err);
+    return TN_ERR;
 }
 
 int tn_server_check(const char *path)
@@ -114,10 +134,8 @@ static void warn_unserved(const struct tn_conf *c)
         if (c->listens[i].ncerts)
             tn_log(TN_LOG_WARN, "listen %s: TLS is not served by this release; listener skipped",
                    c->listens[i].addr.text);
-    if (c->admin.socket || c->admin.http)
-        tn_log(TN_LOG_WARN, "admin: the admin socket and HTTP listener are not served by this release");
-    if (c->redis.address)
-        tn_log(TN_LOG_WARN, "redis: fleet sync is not served by this release");
+    if (c->admin.http)
+        tn_log(TN_LOG_WARN, "admin: the HTTP listener is not served by this release");
 }
 
 static int listens_equal(const struct tn_conf *a, const struct tn_conf *b)
@@ -132,16 +150,23 @@ static int listens_equal(const struct tn_conf *a, const struct tn_conf *b)
     return 1;
 }
 
-static void reload(struct server *s)
+/* SIGHUP and the `reload` command: a new plan, or the old one stays and
+ * *err says why. */
+static int reload(struct server *s, char **err)
 {
     struct tn_plan *plan = NULL;
+    char *why = NULL;
     size_t i;
 
-    tn_log(TN_LOG_INFO, "SIGHUP: reloading %s", s->path);
-    if (load_plan(s->path, s->plan->version + 1, &plan) != TN_OK) {
-        tn_log(TN_LOG_ERR, "reload rejected; plan %llu stays in force",
-               (unsigned long long)s->plan->version);
-        return;
+    tn_log(TN_LOG_INFO, "reloading %s", s->path);
+    if (load_plan_err(s->path, s->plan->version + 1, &plan, &why) != TN_OK) {
+        tn_log(TN_LOG_ERR, "reload rejected; plan %llu stays in force: %s",
+               (unsigned long long)s->plan->version, why);
+        if (err)
+            *err = why;
+        else
+            free(why);
+        return TN_ERR;
     }
     if (!listens_equal(s->plan->conf, plan->conf))
         tn_log(TN_LOG_WARN, "reload: listener changes take effect at the next restart");
@@ -150,11 +175,34 @@ static void reload(struct server *s)
         tn_log(TN_LOG_WARN, "reload: workers and limits.connections take effect at the next restart");
     if (strcmp(s->plan->conf->access_log, plan->conf->access_log))
         tn_log(TN_LOG_WARN, "reload: a new access_log target takes effect at the next restart");
+    if ((s->plan->conf->admin.socket || plan->conf->admin.socket) &&
+        (!s->plan->conf->admin.socket || !plan->conf->admin.socket ||
+         strcmp(s->plan->conf->admin.socket, plan->conf->admin.socket)))
+        tn_log(TN_LOG_WARN, "reload: a new admin.socket takes effect at the next restart");
+    /* the runtime overlay first (it may grow for new ids), then the plan */
+    tn_ctl_set_plan(s->ctl, tn_plan_ref(plan));
     for (i = 0; i < s->nworkers; i++)
         tn_worker_publish(s->workers[i], tn_plan_ref(plan));
     tn_plan_unref(s->plan);
     s->plan = plan;
     tn_log(TN_LOG_INFO, "plan %llu in force", (unsigned long long)plan->version);
+    return TN_OK;
+}
+
+static int reload_hook(void *arg, char **err)
+{
+    return reload(arg, err);
+}
+
+/* Hands a new overlay to every worker. */
+static void publish_hook(void *arg, struct tn_overlay *ov)
+{
+    struct server *s = arg;
+    size_t i;
+
+    for (i = 0; i < s->nworkers; i++)
+        tn_worker_publish_overlay(s->workers[i], tn_overlay_ref(ov));
+    tn_overlay_unref(ov);
 }
 
 static void stop_all(struct server *s)
@@ -174,7 +222,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     switch (sig) {
     case SIGHUP:
         if (!s->stopping)
-            reload(s);
+            reload(s, NULL);
         break;
     case SIGUSR1:
         tn_accesslog_reopen();
@@ -263,6 +311,8 @@ static int start_workers(struct server *s)
         s->workers[i]->on_exit_arg = s;
         s->nworkers++;
     }
+    s->ctl->nworkers = (unsigned)s->nworkers;
+    tn_ctl_start(s->ctl); /* the first overlay reaches the workers before they run */
     for (i = 0; i < s->nworkers; i++) {
         atomic_fetch_add(&s->alive, 1);
         if (tn_worker_start(s->workers[i]) != TN_OK) {
@@ -281,6 +331,8 @@ static void shutdown_server(struct server *s)
     for (i = 0; i < s->nworkers; i++)
         tn_worker_join_free(s->workers[i]);
     free(s->workers);
+    tn_admin_free(s->admin);
+    tn_ctl_free(s->ctl);
     tn_accesslog_close();
     for (i = 0; i < TN_ARRAY_LEN(s->sig); i++)
         if (s->sig[i])
@@ -321,7 +373,18 @@ int tn_server_run(const char *path)
         s.sig[i] = evsignal_new(s.base, sigs[i], on_signal, &s);
         event_add(s.sig[i], NULL);
     }
-    if (start_workers(&s) != TN_OK) {
+    {
+        struct tn_ctl_hooks hooks = {publish_hook, reload_hook, &s};
+
+        s.ctl = tn_ctl_new(s.base, tn_plan_ref(s.plan), &hooks);
+        s.ctl->config_path = path;
+    }
+    if (s.plan->conf->admin.socket &&
+        !(s.admin = tn_admin_new(s.base, s.plan->conf->admin.socket, s.plan->conf->admin.socket_mode,
+                                 tn_ctl_exec, s.ctl, &why))) {
+        tn_log(TN_LOG_ERR, "admin socket %s: %s", s.plan->conf->admin.socket, why);
+        rc = 1;
+    } else if (start_workers(&s) != TN_OK) {
         stop_all(&s);
         rc = 1;
     } else {

@@ -19,6 +19,8 @@
 #include "turnout/accesslog.h"
 #include "turnout/budget.h"
 #include "turnout/client.h"
+#include "turnout/health.h"
+#include "turnout/overlay.h"
 #include "turnout/common.h"
 #include "turnout/log.h"
 #include "turnout/pool.h"
@@ -96,8 +98,20 @@ fail:
 /* Sizes the per-worker parse and serialization space for conf's limits. */
 static int size_scratch(struct tn_worker *w, const struct tn_conf *conf)
 {
-    size_t need = conf->limits.header_size * 2 + 8192;
+    size_t need = conf->limits.header_size * 2 + 8192, ns = 1, b;
     uint32_t nh = conf->limits.headers + 8;
+
+    for (b = 0; b < conf->nbackends; b++)
+        if (conf->backends[b].nservers > ns)
+            ns = conf->backends[b].nservers;
+    if (ns > w->nusable) {
+        uint8_t *u = realloc(w->usable, ns);
+
+        if (!u)
+            return TN_ERR;
+        w->usable = u;
+        w->nusable = ns;
+    }
 
     if (need > w->scratch_len) {
         char *s = realloc(w->scratch, need);
@@ -176,16 +190,76 @@ static void adopt_plan(struct tn_worker *w)
 
     if (!p)
         return;
-    if (size_scratch(w, p->conf) != TN_OK || setup_routes(w, p) != TN_OK ||
-        !(wp = wplan_new(w, p))) {
+    if (size_scratch(w, p->conf) != TN_OK || setup_routes(w, p) != TN_OK) {
         tn_log(TN_LOG_ERR, "worker %d: out of memory adopting plan %llu; keeping the old one",
                w->id, (unsigned long long)p->version);
+        tn_plan_unref(p);
+        return;
+    }
+    if (!(wp = wplan_new(w, p))) { /* it dropped the reference */
+        tn_log(TN_LOG_ERR, "worker %d: out of memory adopting a plan; keeping the old one", w->id);
         return;
     }
     w->wp = wp;
     old->retired = 1;
     if (!old->users)
         wplan_free(old);
+}
+
+static void adopt_overlay(struct tn_worker *w)
+{
+    struct tn_overlay *ov = atomic_exchange(&w->pending_ov, NULL);
+
+    if (!ov)
+        return;
+    tn_overlay_unref(w->ov); /* streams never keep overlay pointers across callbacks */
+    w->ov = ov;
+}
+
+int tn_worker_server_usable(const struct tn_worker *w, const struct tn_wplan *wp, int backend,
+                            int server, uint64_t now_ms, int ignore_passive)
+{
+    uint32_t id = wp->plan->server_ids[backend][server];
+
+    if (!tn_overlay_server_ok(w->ov, id))
+        return 0;
+    return ignore_passive || !tn_passive_ejected(id, now_ms);
+}
+
+uint32_t tn_worker_usable_servers(const struct tn_worker *w, const struct tn_wplan *wp,
+                                  int backend, uint8_t *usable)
+{
+    const struct tn_conf_backend *b = &wp->plan->conf->backends[backend];
+    uint64_t now = tn_now_ms();
+    uint32_t n = 0, ready = 0;
+    size_t i;
+
+    for (i = 0; i < b->nservers; i++) {
+        uint32_t id = wp->plan->server_ids[backend][i];
+        int ok = tn_overlay_server_ok(w->ov, id);
+
+        usable[i] = ok && !tn_passive_ejected(id, now);
+        n += usable[i];
+        ready += ok;
+    }
+    if (n || !ready)
+        return n;
+    for (i = 0; i < b->nservers; i++) /* panic: every ready one is ejected */
+        usable[i] = (uint8_t)tn_overlay_server_ok(w->ov, wp->plan->server_ids[backend][i]);
+    return ready;
+}
+
+int tn_worker_backend_up(void *ctx, int backend)
+{
+    const struct tn_worker *w = ctx;
+    const struct tn_conf_backend *b = &w->wp->plan->conf->backends[backend];
+    uint64_t now = tn_now_ms();
+    size_t i;
+
+    for (i = 0; i < b->nservers; i++)
+        if (b->servers[i].weight && tn_worker_server_usable(w, w->wp, backend, (int)i, now, 0))
+            return 1;
+    return 0;
 }
 
 static void set_listening(struct tn_worker *w, int on)
@@ -329,6 +403,8 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     cmds = atomic_exchange(&w->cmds, 0);
     if (cmds & TN_WORKER_CMD_PLAN)
         adopt_plan(w);
+    if (cmds & TN_WORKER_CMD_OVERLAY)
+        adopt_overlay(w);
     if (cmds & TN_WORKER_CMD_DRAIN)
         start_drain(w);
     if (cmds & TN_WORKER_CMD_STOP)
@@ -412,6 +488,7 @@ static void *worker_main(void *arg)
 {
     struct tn_worker *w = arg;
 
+    adopt_overlay(w); /* published before the start */
     event_base_dispatch(w->base);
     tn_client_free_all(w);
     tn_stream_free_all(w);
@@ -435,6 +512,12 @@ void tn_worker_publish(struct tn_worker *w, struct tn_plan *plan)
     post(w, TN_WORKER_CMD_PLAN);
 }
 
+void tn_worker_publish_overlay(struct tn_worker *w, struct tn_overlay *ov)
+{
+    tn_overlay_unref(atomic_exchange(&w->pending_ov, ov));
+    post(w, TN_WORKER_CMD_OVERLAY);
+}
+
 void tn_worker_drain(struct tn_worker *w)
 {
     post(w, TN_WORKER_CMD_DRAIN);
@@ -451,6 +534,8 @@ void tn_worker_join_free(struct tn_worker *w)
         return;
     pthread_join(w->thread, NULL);
     tn_plan_unref(atomic_exchange(&w->pending, NULL));
+    tn_overlay_unref(atomic_exchange(&w->pending_ov, NULL));
+    tn_overlay_unref(w->ov);
     wplan_free(w->wp);
     event_free(w->notify_ev);
     event_free(w->tick_ev);
@@ -460,6 +545,7 @@ void tn_worker_join_free(struct tn_worker *w)
     event_base_free(w->base);
     free(w->scratch);
     free(w->hdrs);
+    free(w->usable);
     free(w->rstate);
     if (w->body_tmp)
         evbuffer_free(w->body_tmp);

@@ -18,9 +18,11 @@
 #include "turnout/arena.h"
 #include "turnout/budget.h"
 #include "turnout/common.h"
+#include "turnout/health.h"
 #include "turnout/h1.h"
 #include "turnout/h1up.h"
 #include "turnout/io.h"
+#include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/route.h"
 #include "turnout/stream.h"
@@ -324,6 +326,19 @@ static void keep_body(struct tn_stream *s, struct evbuffer *src, size_t n)
 
 static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const char *why);
 
+/* Tells passive health how the current attempt's server did: a connect
+ * error or a 5xx is a failure, any other answer a success. */
+static void observe_server(struct tn_stream *s, const struct tn_attempt *a, int failed)
+{
+    const struct tn_plan *p = s->wp->plan;
+
+    if (tn_passive_report(p->server_ids[a->backend][a->server], failed,
+                          &p->conf->backends[a->backend].passive, tn_now_ms()))
+        tn_log(TN_LOG_WARN, "server %s/%s ejected after failures (passive health)",
+               p->conf->backends[a->backend].name,
+               p->conf->backends[a->backend].servers[a->server].name);
+}
+
 /* Starts an attempt on backend (server < 0: the balancer picks), on a fresh
  * connection when fresh. Returns TN_OK, or TN_ERR when the stream ended. */
 static int start_attempt(struct tn_stream *s, int backend, int server, int fresh)
@@ -337,8 +352,12 @@ static int start_attempt(struct tn_stream *s, int backend, int server, int fresh
     const char *why = NULL;
     int resend = s->natt > 0;
 
-    if (server < 0)
-        server = tn_balance_pick(&s->wp->balance[backend], &conf->backends[backend]);
+    if (server < 0) {
+        struct tn_worker *w = s->w;
+
+        if (tn_worker_usable_servers(w, s->wp, backend, w->usable))
+            server = tn_balance_pick(&s->wp->balance[backend], &conf->backends[backend], w->usable);
+    }
     if (server < 0)
         return fail_stream(s, 503, "no_server");
     TN_BUG_ON(s->natt >= TN_STREAM_MAX_ATTEMPTS);
@@ -457,6 +476,8 @@ static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const 
     int status = err == TN_ATTEMPT_E_TIMEOUT ? 504 : 502;
 
     a->err = err;
+    if (err == TN_ATTEMPT_E_CONNECT_ERROR || err == TN_ATTEMPT_E_CONNECT_TIMEOUT)
+        observe_server(s, a, 1);
     release_up(s);
     disarm(s);
     if (s->flags & TN_STREAM_F_RESP_STARTED) {
@@ -504,6 +525,9 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
     rq.hdrs = s->req.fields;
     rq.nhdrs = s->req.nfields;
     rq.client_ip = s->client_ip;
+    rq.ov = w->ov;
+    rq.backend_up = tn_worker_backend_up;
+    rq.up_ctx = w;
     if (tn_route_decide(s->wp->plan, &rq, w->md, &s->dec) != TN_OK)
         return fail_stream(s, 503, "no_route");
     rs = route_state(s);
@@ -711,6 +735,7 @@ int tn_stream_up_head(struct tn_stream *s, const struct tn_msg *m)
         return s->down ? s->down->head(s, m) : TN_OK;
     }
     a->status = m->status;
+    observe_server(s, a, m->status >= 500);
     route = s->wp->plan->routes[s->dec.route].conf;
     if (s->dec.reason == TN_ROUTE_SHIFT_TO && a->backend == route->to_idx &&
         status_listed(&conf_of(s)->rollback, m->status) &&

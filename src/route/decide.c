@@ -9,6 +9,7 @@
 
 #include "turnout/common.h"
 #include "turnout/h1.h"
+#include "turnout/overlay.h"
 #include "turnout/route.h"
 
 /* The parts of the request the matchers look at, computed on first use. */
@@ -22,7 +23,8 @@ struct req_view {
 };
 
 /* Reason names as logs and headers show them, in TN_ROUTE_REASONS order. */
-static const char *const reason_names[] = {"no_route", "route_pin", "shift_to", "shift_from"};
+static const char *const reason_names[] = {"no_route",   "route_pin", "shift_to",
+                                            "shift_from", "user_pin",  "to_down"};
 
 #define TN_X_ONE(r) +1
 _Static_assert(TN_ARRAY_LEN(reason_names) == 0 TN_ROUTE_REASONS(TN_X_ONE),
@@ -123,24 +125,56 @@ static int route_matches(const struct tn_plan_route *pr, struct req_view *v, pcr
     return 1;
 }
 
-/* Applies route pr's shift: sticky key, bucket, side. */
+/* Applies route pr's shift: sticky key, bucket, side, with the overlay's
+ * percent when it sets one. A user shifted to a "to" with no server up
+ * goes to "from". */
 static void decide_shift(const struct tn_plan *p, const struct tn_plan_route *pr,
                          const struct tn_route_req *rq, struct tn_decision *d)
 {
     const struct tn_conf_route *r = pr->conf;
+    int32_t rt = tn_overlay_percent(rq->ov, pr->id);
+    uint32_t pct = rt >= 0 ? (uint32_t)rt : pr->percent_x100;
     int to;
 
-    tn_route_sticky_key(p, rq, d);
+    if (!d->key)
+        tn_route_sticky_key(p, rq, d);
     if (d->key) {
         d->bucket = tn_route_bucket(r->name, d->key, d->key_len);
         d->has_bucket = 1;
-        to = d->bucket < pr->percent_x100 * 100u;
+        to = d->bucket < pct * 100u;
     } else {
         /* no key at all: nothing to keep sticky, so only 100 % moves it */
-        to = pr->percent_x100 >= 10000;
+        to = pct >= 10000;
     }
     d->backend = to ? r->to_idx : r->from_idx;
     d->reason = to ? TN_ROUTE_SHIFT_TO : TN_ROUTE_SHIFT_FROM;
+    if (to && rq->backend_up && !rq->backend_up(rq->up_ctx, r->to_idx)) {
+        d->backend = r->from_idx;
+        d->reason = TN_ROUTE_TO_DOWN;
+    }
+}
+
+/* A pin on the user's sticky key, when the overlay has pins: fills d and
+ * returns 1, or 0 when the user is not pinned (to a backend of this plan). */
+static int decide_pin(const struct tn_plan *p, const struct tn_route_req *rq,
+                      struct tn_decision *d)
+{
+    int64_t id;
+    size_t b;
+
+    if (!rq->ov || !rq->ov->pins->n)
+        return 0;
+    tn_route_sticky_key(p, rq, d);
+    if (!d->key || (id = tn_pins_find(rq->ov->pins, d->key, d->key_len)) < 0)
+        return 0;
+    for (b = 0; b < p->conf->nbackends; b++) {
+        if (p->backend_ids[b] == (uint32_t)id) {
+            d->backend = (int)b;
+            d->reason = TN_ROUTE_USER_PIN;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
@@ -165,6 +199,8 @@ int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
         if (!route_matches(pr, &v, md))
             continue;
         d->route = (int)i;
+        if (decide_pin(p, rq, d))
+            return TN_OK;
         if (pr->conf->has_shift) {
             decide_shift(p, pr, rq, d);
         } else {

@@ -27,26 +27,29 @@ void tn_balance_deinit(struct tn_balance *bl)
     bl->current = NULL;
 }
 
-int tn_balance_pick(struct tn_balance *bl, const struct tn_conf_backend *b)
+int tn_balance_pick(struct tn_balance *bl, const struct tn_conf_backend *b, const uint8_t *usable)
 {
-    int32_t best_val = 0;
+    int32_t best_val = 0, total = 0;
     int best = -1;
     uint32_t i;
 
     if (bl->n == 1)
-        return b->servers[0].weight ? 0 : -1;
+        return b->servers[0].weight && (!usable || usable[0]) ? 0 : -1;
     for (i = 0; i < bl->n; i++) {
         int32_t wgt = (int32_t)b->servers[i].weight;
 
-        if (!wgt)
+        if (!wgt || (usable && !usable[i]))
             continue;
+        total += wgt;
         bl->current[i] += wgt;
         if (best < 0 || bl->current[i] > best_val) {
             best = (int)i;
             best_val = bl->current[i];
         }
     }
+    /* the total of the servers taking part keeps the smooth spread among
+     * them while others are out */
     if (best >= 0)
-        bl->current[best] -= bl->total;
+        bl->current[best] -= total;
     return best;
 }

@@ -1,1 +1,489 @@
-/* placeholder: being written */
+/* Active health checks on the control thread's event_base. Each checked
+ * server owns one timer and, while a check is in flight, one non-blocking
+ * socket: connect, send a GET with Connection: close, read the status line,
+ * hang up. Consecutive results move the server DOWN after `fall` failures
+ * and UP after `rise` passes; each move is reported to the callback. */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "turnout/common.h"
+#include "turnout/health.h"
+#include "turnout/log.h"
+#include "turnout/route-t.h"
+
+/* "HTTP/1.1 200" plus the byte after it: all of the answer we look at. */
+#define STATUS_LINE_MIN 13
+
+#define REQ_FMT                                                                                    \
+    "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: turnout-health\r\nConnection: close\r\n\r\n"
+
+#define HC_STATES(X)                                                                               \
+    X(IDLE)    /* between checks: the timer starts the next one */                                 \
+    X(CONNECT) /* connect() in progress; the timer is the check's deadline */                      \
+    X(SEND)    /* writing the request */                                                           \
+    X(READ)    /* request sent, reading the status line */
+
+enum hc_state {
+#define TN_X_ENUM(s) HC_##s,
+    HC_STATES(TN_X_ENUM)
+#undef TN_X_ENUM
+};
+
+static const char *const hc_state_names[] = {
+#define TN_X_NAME(s) #s,
+    HC_STATES(TN_X_NAME)
+#undef TN_X_NAME
+};
+
+/* One checked server. Settings are copied from the plan, which is only
+ * borrowed by tn_health_configure(). */
+struct hc_server {
+    struct tn_health *h;
+    uint32_t id;
+    enum hc_state state;         /* the check's progress; only set_state() writes it */
+    enum tn_health_state health; /* the verdict, UP or DOWN: moved by check_done() */
+    uint32_t passes, fails;      /* consecutive results */
+    unsigned gen;                /* the configure pass that last saw it */
+
+    struct sockaddr_storage ss; /* settings: compared on reload */
+    socklen_t len;
+    char *addr_text;
+    char *path;
+    uint32_t interval_ms, timeout_ms, rise, fall;
+    uint16_t *expect;
+    size_t nexpect;
+    char *req; /* the request, built once */
+    size_t req_len;
+
+    struct event *timer; /* next check, or the deadline of the one in flight */
+    struct event *io;    /* the check in flight: watches fd */
+    evutil_socket_t fd;  /* -1 when idle */
+    uint64_t started_ms;
+    size_t sent;
+    char buf[STATUS_LINE_MIN];
+    size_t got;
+    char last[96]; /* the last result, for tn_health_get() */
+};
+
+struct tn_health {
+    struct event_base *base;
+    tn_health_fn *cb;
+    void *arg;
+    struct hc_server **by_id; /* [server id], NULL when not checked */
+    uint32_t cap;
+    unsigned gen;
+};
+
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_io(evutil_socket_t fd, short what, void *arg);
+
+/* ---- settings ---- */
+
+/* The loader makes these at least 1; a hand-built conf may not. */
+static uint32_t at_least_1(uint32_t v)
+{
+    return v ? v : 1;
+}
+
+static int same_settings(const struct hc_server *s, const struct tn_conf_health *hc,
+                         const struct tn_conf_server *sv)
+{
+    return s->len == sv->addr.len && !memcmp(&s->ss, &sv->addr.ss, s->len) &&
+           !strcmp(s->addr_text, sv->addr.text ? sv->addr.text : "") &&
+           !strcmp(s->path, hc->path ? hc->path : "/") &&
+           s->interval_ms == at_least_1(hc->interval_ms) &&
+           s->timeout_ms == at_least_1(hc->timeout_ms) && s->rise == at_least_1(hc->rise) &&
+           s->fall == at_least_1(hc->fall) && s->nexpect == hc->nexpect &&
+           (!s->nexpect || !memcmp(s->expect, hc->expect, s->nexpect * sizeof(*s->expect)));
+}
+
+static struct hc_server *server_new(struct tn_health *h, uint32_t id,
+                                    const struct tn_conf_health *hc,
+                                    const struct tn_conf_server *sv)
+{
+    struct hc_server *s = tn_xcalloc(1, sizeof(*s));
+    int n;
+
+    s->h = h;
+    s->id = id;
+    s->health = TN_HEALTH_UP; /* as HAProxy: innocent until checked */
+    s->fd = -1;
+    memcpy(&s->ss, &sv->addr.ss, sv->addr.len);
+    s->len = sv->addr.len;
+    s->addr_text = tn_xstrdup(sv->addr.text ? sv->addr.text : "");
+    s->path = tn_xstrdup(hc->path ? hc->path : "/");
+    s->interval_ms = at_least_1(hc->interval_ms);
+    s->timeout_ms = at_least_1(hc->timeout_ms);
+    s->rise = at_least_1(hc->rise);
+    s->fall = at_least_1(hc->fall);
+    if (hc->nexpect) {
+        s->expect = tn_xcalloc(hc->nexpect, sizeof(*s->expect));
+        memcpy(s->expect, hc->expect, hc->nexpect * sizeof(*s->expect));
+        s->nexpect = hc->nexpect;
+    }
+    n = snprintf(NULL, 0, REQ_FMT, s->path, s->addr_text);
+    TN_BUG_ON(n <= 0);
+    s->req = tn_xmalloc((size_t)n + 1);
+    snprintf(s->req, (size_t)n + 1, REQ_FMT, s->path, s->addr_text);
+    s->req_len = (size_t)n;
+    s->timer = evtimer_new(h->base, on_timer, s);
+    if (!s->timer) {
+        tn_log(TN_LOG_ERR, "health: out of memory creating a check timer");
+        abort(); /* control plane, like tn_xmalloc */
+    }
+    return s;
+}
+
+/* ---- one check ---- */
+
+static void set_state(struct hc_server *s, enum hc_state to)
+{
+    /* a check only moves forward, and any step may end it */
+    TN_BUG_ON(to != HC_IDLE && to != s->state + 1);
+    tn_log(TN_LOG_DEBUG, "health: server %u %s -> %s", (unsigned)s->id, hc_state_names[s->state],
+           hc_state_names[to]);
+    s->state = to;
+}
+
+/* Ends the check in flight, if any: closes its socket. */
+static void check_stop(struct hc_server *s)
+{
+    if (s->io) {
+        event_free(s->io);
+        s->io = NULL;
+    }
+    if (s->fd >= 0) {
+        evutil_closesocket(s->fd);
+        s->fd = -1;
+    }
+    if (s->state != HC_IDLE)
+        set_state(s, HC_IDLE);
+}
+
+static void server_free(struct hc_server *s)
+{
+    check_stop(s);
+    event_free(s->timer);
+    free(s->addr_text);
+    free(s->path);
+    free(s->expect);
+    free(s->req);
+    free(s);
+}
+
+static void schedule(struct hc_server *s, uint32_t delay_ms)
+{
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+
+    if (evtimer_add(s->timer, &tv) != 0)
+        tn_log(TN_LOG_ERR, "health: cannot schedule the check of server %u", (unsigned)s->id);
+}
+
+static int expected(const struct hc_server *s, int status)
+{
+    size_t i;
+
+    if (!s->nexpect)
+        return status >= 200 && status <= 399;
+    for (i = 0; i < s->nexpect; i++)
+        if (s->expect[i] == status)
+            return 1;
+    return 0;
+}
+
+/* Ends the check with a result: status > 0 is an HTTP answer, else why
+ * says what went wrong. Schedules the next check, then reports a
+ * transition; the callback may reconfigure or free h, so it comes last and
+ * nothing of s is touched after it. */
+static void check_done(struct hc_server *s, int status, const char *why)
+{
+    struct tn_health *h = s->h;
+    uint64_t elapsed = tn_now_ms() - s->started_ms;
+    int pass = status > 0 && expected(s, status);
+    enum tn_health_state to = s->health;
+    char short_why[sizeof(s->last)];
+    uint32_t id = s->id;
+
+    check_stop(s);
+    if (status > 0) {
+        snprintf(short_why, sizeof(short_why), "HTTP %d", status);
+        snprintf(s->last, sizeof(s->last), "HTTP %d in %llu ms", status,
+                 (unsigned long long)elapsed);
+    } else {
+        snprintf(short_why, sizeof(short_why), "%s", why);
+        snprintf(s->last, sizeof(s->last), "%s", why);
+    }
+    if (pass) {
+        s->fails = 0;
+        if (s->passes < UINT32_MAX)
+            s->passes++;
+        if (s->health == TN_HEALTH_DOWN && s->passes >= s->rise) {
+            to = TN_HEALTH_UP;
+            snprintf(short_why, sizeof(short_why), "passed %u checks", (unsigned)s->passes);
+        }
+    } else {
+        s->passes = 0;
+        if (s->fails < UINT32_MAX)
+            s->fails++;
+        if (s->health == TN_HEALTH_UP && s->fails >= s->fall)
+            to = TN_HEALTH_DOWN;
+    }
+    schedule(s, elapsed >= s->interval_ms ? 0 : s->interval_ms - (uint32_t)elapsed);
+    if (to == s->health)
+        return;
+    s->health = to;
+    tn_log(TN_LOG_DEBUG, "health: server %u is %s: %s", (unsigned)id, tn_health_state_name(to),
+           short_why);
+    if (h->cb)
+        h->cb(h->arg, id, to, short_why);
+}
+
+__attribute__((format(printf, 2, 3))) static void check_fail(struct hc_server *s, const char *fmt,
+                                                             ...)
+{
+    char why[sizeof(s->last)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    check_done(s, 0, why);
+}
+
+/* Watches the socket for what (EV_READ or EV_WRITE) from now on. */
+static int io_wait(struct hc_server *s, short what)
+{
+    if (s->io)
+        event_free(s->io);
+    s->io = event_new(s->h->base, s->fd, what | EV_PERSIST, on_io, s);
+    if (!s->io || event_add(s->io, NULL) != 0) {
+        check_fail(s, "cannot watch the socket");
+        return TN_ERR;
+    }
+    return TN_OK;
+}
+
+static void check_start(struct hc_server *s)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&s->ss;
+
+    s->started_ms = tn_now_ms();
+    s->sent = s->got = 0;
+    set_state(s, HC_CONNECT);
+    schedule(s, s->timeout_ms); /* the deadline */
+    s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0) {
+        check_fail(s, "socket: %s", strerror(errno));
+        return;
+    }
+    if (connect(s->fd, sa, s->len) != 0 && errno != EINPROGRESS) {
+        check_fail(s, "connect: %s", strerror(errno));
+        return;
+    }
+    (void)io_wait(s, EV_WRITE);
+}
+
+/* Matches "HTTP/d.d ddd" followed by a space or the line end. Returns
+ * TN_OK with *status, TN_AGAIN when more bytes are needed, TN_ERR when it
+ * cannot be a status line. */
+static int parse_status(const char *p, size_t n, int *status)
+{
+    static const char pattern[] = "HTTP/9.9 999";
+    size_t i;
+
+    for (i = 0; i < n && i < sizeof(pattern) - 1; i++) {
+        if (pattern[i] == '9' ? p[i] < '0' || p[i] > '9' : p[i] != pattern[i])
+            return TN_ERR;
+    }
+    if (n < STATUS_LINE_MIN)
+        return TN_AGAIN;
+    if (p[12] != ' ' && p[12] != '\r' && p[12] != '\n')
+        return TN_ERR;
+    *status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    return TN_OK;
+}
+
+static void on_writable(struct hc_server *s)
+{
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    ssize_t n;
+
+    if (s->state == HC_CONNECT) {
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+            err = errno;
+        if (err) {
+            check_fail(s, "connect: %s", strerror(err));
+            return;
+        }
+        set_state(s, HC_SEND);
+    }
+    n = send(s->fd, s->req + s->sent, s->req_len - s->sent, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            check_fail(s, "send: %s", strerror(errno));
+        return;
+    }
+    s->sent += (size_t)n;
+    if (s->sent < s->req_len)
+        return;
+    set_state(s, HC_READ);
+    (void)io_wait(s, EV_READ);
+}
+
+static void on_readable(struct hc_server *s)
+{
+    ssize_t n = recv(s->fd, s->buf + s->got, sizeof(s->buf) - s->got, 0);
+    int status = 0;
+    int rc;
+
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            check_fail(s, "recv: %s", strerror(errno));
+        return;
+    }
+    s->got += (size_t)n;
+    rc = parse_status(s->buf, s->got, &status);
+    if (rc == TN_OK)
+        check_done(s, status, NULL);
+    else if (rc == TN_ERR)
+        check_fail(s, "not an HTTP status line");
+    else if (n == 0 && s->got == 12) /* "HTTP/1.1 200" then EOF: take it */
+        check_done(s, (s->buf[9] - '0') * 100 + (s->buf[10] - '0') * 10 + (s->buf[11] - '0'), NULL);
+    else if (n == 0)
+        check_fail(s, "closed before a status line");
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct hc_server *s = arg;
+
+    (void)fd;
+    (void)what;
+    switch (s->state) {
+    case HC_CONNECT:
+    case HC_SEND:
+        on_writable(s);
+        break;
+    case HC_READ:
+        on_readable(s);
+        break;
+    case HC_IDLE:
+        TN_BUG_ON(1); /* check_stop() frees io */
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct hc_server *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->state == HC_IDLE)
+        check_start(s);
+    else
+        check_fail(s, "timeout after %u ms", (unsigned)s->timeout_ms);
+}
+
+/* ---- public ---- */
+
+struct tn_health *tn_health_new(struct event_base *base, tn_health_fn *cb, void *arg)
+{
+    struct tn_health *h = tn_xcalloc(1, sizeof(*h));
+
+    h->base = base;
+    h->cb = cb;
+    h->arg = arg;
+    return h;
+}
+
+void tn_health_free(struct tn_health *h)
+{
+    uint32_t i;
+
+    if (!h)
+        return;
+    for (i = 0; i < h->cap; i++)
+        if (h->by_id[i])
+            server_free(h->by_id[i]);
+    free(h->by_id);
+    free(h);
+}
+
+static void grow(struct tn_health *h, uint32_t id)
+{
+    uint32_t cap = h->cap ? h->cap : 16;
+
+    if (id < h->cap)
+        return;
+    while (cap <= id)
+        cap *= 2;
+    h->by_id = tn_xrealloc(h->by_id, cap * sizeof(*h->by_id));
+    memset(h->by_id + h->cap, 0, (cap - h->cap) * sizeof(*h->by_id));
+    h->cap = cap;
+}
+
+void tn_health_configure(struct tn_health *h, const struct tn_plan *plan)
+{
+    const struct tn_conf *c = plan->conf;
+    struct hc_server *s;
+    size_t b, i;
+    uint32_t id;
+
+    h->gen++;
+    for (b = 0; b < c->nbackends; b++) {
+        const struct tn_conf_backend *be = &c->backends[b];
+
+        if (!be->health.enabled)
+            continue;
+        for (i = 0; i < be->nservers; i++) {
+            id = plan->server_ids[b][i];
+            grow(h, id);
+            s = h->by_id[id];
+            if (s && !same_settings(s, &be->health, &be->servers[i])) {
+                server_free(s); /* a different check: starts over */
+                s = NULL;
+            }
+            if (!s) {
+                s = h->by_id[id] = server_new(h, id, &be->health, &be->servers[i]);
+                schedule(s, 0);
+            }
+            s->gen = h->gen;
+        }
+    }
+    for (id = 0; id < h->cap; id++) {
+        s = h->by_id[id];
+        if (s && s->gen != h->gen) {
+            server_free(s);
+            h->by_id[id] = NULL;
+        }
+    }
+}
+
+enum tn_health_state tn_health_get(const struct tn_health *h, uint32_t server_id, const char **last)
+{
+    const struct hc_server *s = h && server_id < h->cap ? h->by_id[server_id] : NULL;
+
+    if (last)
+        *last = s ? s->last : "";
+    return s ? s->health : TN_HEALTH_UNCHECKED;
+}
+
+const char *tn_health_state_name(enum tn_health_state s)
+{
+    switch (s) {
+    case TN_HEALTH_UNCHECKED:
+        return "unchecked";
+    case TN_HEALTH_UP:
+        return "up";
+    case TN_HEALTH_DOWN:
+        return "down";
+    }
+    return "?";
+}

@@ -34,7 +34,7 @@ START_TEST(balance_follows_weights_over_a_cycle)
 
     ck_assert_int_eq(tn_balance_init(&bl, b), TN_OK);
     for (i = 0; i < 7 * 100; i++)
-        counts[tn_balance_pick(&bl, b)]++;
+        counts[tn_balance_pick(&bl, b, NULL)]++;
     ck_assert_int_eq(counts[0], 500);
     ck_assert_int_eq(counts[1], 100);
     ck_assert_int_eq(counts[2], 100);
@@ -53,7 +53,7 @@ START_TEST(balance_interleaves_picks)
 
     ck_assert_int_eq(tn_balance_init(&bl, b), TN_OK);
     for (i = 0; i < TN_ARRAY_LEN(expect); i++)
-        ck_assert_int_eq(tn_balance_pick(&bl, b), expect[i]);
+        ck_assert_int_eq(tn_balance_pick(&bl, b, NULL), expect[i]);
     tn_balance_deinit(&bl);
     backend_free(b);
 }
@@ -69,9 +69,9 @@ START_TEST(balance_skips_weight_zero)
 
     ck_assert_int_eq(tn_balance_init(&bl, b), TN_OK);
     for (i = 0; i < 50; i++)
-        ck_assert_int_eq(tn_balance_pick(&bl, b), 1);
+        ck_assert_int_eq(tn_balance_pick(&bl, b, NULL), 1);
     ck_assert_int_eq(tn_balance_init(&bz, z), TN_OK);
-    ck_assert_int_eq(tn_balance_pick(&bz, z), -1);
+    ck_assert_int_eq(tn_balance_pick(&bz, z, NULL), -1);
     tn_balance_deinit(&bl);
     tn_balance_deinit(&bz);
     backend_free(b);
@@ -86,8 +86,8 @@ START_TEST(balance_single_server)
     struct tn_balance bl;
 
     ck_assert_int_eq(tn_balance_init(&bl, b), TN_OK);
-    ck_assert_int_eq(tn_balance_pick(&bl, b), 0);
-    ck_assert_int_eq(tn_balance_pick(&bl, b), 0);
+    ck_assert_int_eq(tn_balance_pick(&bl, b, NULL), 0);
+    ck_assert_int_eq(tn_balance_pick(&bl, b, NULL), 0);
     tn_balance_deinit(&bl);
     backend_free(b);
 }

@@ -1,0 +1,589 @@
+/* The admin command language: one line in, one answer out (HAProxy
+ * style). Parses and checks every argument before changing anything, so a
+ * malformed command answers one "ERR ..." line and changes nothing; every
+ * `show` also answers in JSON with a trailing `json`. Control thread. */
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "turnout/common.h"
+#include "turnout/conf.h"
+#include "turnout/control.h"
+#include "turnout/health.h"
+#include "turnout/json.h"
+#include "turnout/overlay.h"
+#include "turnout/route.h"
+
+#define MAX_ARGS 12
+#define MAX_ARG 512
+
+struct cmd {
+    struct tn_ctl *c;
+    const char *who;
+    struct evbuffer *out;
+    char *argv[MAX_ARGS];
+    int argc;
+    int json; /* a show command ended with "json" */
+    char buf[4096];
+};
+
+static const char help_text[] =
+    "help                                        this list\n"
+    "show info [json]                            version, uptime, workers, versions, Redis\n"
+    "show routes [json]                          match, from, to, percent and its source\n"
+    "show backends [json]                        servers, states, health\n"
+    "show pins [PREFIX] [json]                   pinned users\n"
+    "show events [N] [json]                      the latest N changes (default 20)\n"
+    "set weight ROUTE PERCENT                    0 to 100, at most two decimals\n"
+    "ramp ROUTE PERCENT over DURATION [step P]   walk the percent in steps (e.g. over 10m)\n"
+    "ramp cancel ROUTE                           stop a ramp where it is\n"
+    "rollback ROUTE|all                          percent 0: nobody new goes to \"to\"\n"
+    "set server BACKEND/SERVER state ready|drain|maint\n"
+    "pin KEY BACKEND|none                        send one user to a backend whatever the percent\n"
+    "reload                                      read the configuration file again\n";
+
+static void err(struct cmd *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void err(struct cmd *k, const char *fmt, ...)
+{
+    va_list ap;
+
+    evbuffer_add(k->out, "ERR ", 4);
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(k->out, fmt, ap);
+    va_end(ap);
+    evbuffer_add(k->out, "\n", 1);
+}
+
+static uint64_t unix_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Splits line on blanks. Returns TN_ERR (answered) on too many or too long
+ * words, or a control character. */
+static int tokenize(struct cmd *k, const char *line)
+{
+    char *p;
+
+    if (strlen(line) >= sizeof(k->buf)) {
+        err(k, "command too long (at most %zu bytes)", sizeof(k->buf) - 1);
+        return TN_ERR;
+    }
+    strcpy(k->buf, line);
+    for (p = k->buf; *p; p++) {
+        if ((unsigned char)*p < 0x20 && *p != '\t') {
+            err(k, "control character in the command");
+            return TN_ERR;
+        }
+    }
+    for (p = strtok(k->buf, " \t"); p; p = strtok(NULL, " \t")) {
+        if (k->argc == MAX_ARGS) {
+            err(k, "too many words (at most %d)", MAX_ARGS);
+            return TN_ERR;
+        }
+        if (strlen(p) > MAX_ARG) {
+            err(k, "word too long (at most %d bytes)", MAX_ARG);
+            return TN_ERR;
+        }
+        k->argv[k->argc++] = p;
+    }
+    return TN_OK;
+}
+
+static void answer(struct cmd *k, int rc, const char *msg)
+{
+    evbuffer_add_printf(k->out, "%s%s\n", rc == TN_OK ? "" : "ERR ", msg);
+}
+
+/* ---- show info ---- */
+
+static void show_info(struct cmd *k)
+{
+    const struct tn_ctl *c = k->c;
+    uint64_t up = (unix_ms() - c->started_ms) / 1000;
+    char redis[256];
+
+    tn_ctl_redis_describe(c, redis, sizeof(redis));
+    if (!k->json) {
+        evbuffer_add_printf(k->out,
+                            "name: turnout\nversion: %s\nnode: %s\npid: %d\nuptime: %" PRIu64
+                            "s\nworkers: %u\nconfig: %s\nconfig_generation: %" PRIu64
+                            "\napplied_version: %" PRIu64 "\nredis: %s\nstate_file: %s\n"
+                            "routes: %zu\nevents: %zu\n",
+                            PACKAGE_VERSION, c->node_id, (int)getpid(), up, c->nworkers,
+                            c->config_path ? c->config_path : "-", c->generation, c->version,
+                            redis, c->state_file ? c->state_file : "none", c->plan->nroutes,
+                            c->nevents);
+        return;
+    }
+    evbuffer_add_printf(k->out, "{\"name\":\"turnout\",\"version\":");
+    tn_json_str(k->out, PACKAGE_VERSION);
+    evbuffer_add_printf(k->out, ",\"node\":");
+    tn_json_str(k->out, c->node_id);
+    evbuffer_add_printf(k->out,
+                        ",\"pid\":%d,\"uptime_s\":%" PRIu64 ",\"workers\":%u,\"config\":", (int)getpid(),
+                        up, c->nworkers);
+    tn_json_str(k->out, c->config_path);
+    evbuffer_add_printf(k->out, ",\"config_generation\":%" PRIu64 ",\"applied_version\":%" PRIu64
+                                ",\"redis\":{\"configured\":%s,\"up\":%s,\"state\":",
+                        c->generation, c->version, c->redis ? "true" : "false",
+                        c->redis_up ? "true" : "false");
+    tn_json_str(k->out, redis);
+    evbuffer_add_printf(k->out, "},\"state_file\":");
+    tn_json_str(k->out, c->state_file);
+    evbuffer_add_printf(k->out, ",\"routes\":%zu}\n", c->plan->nroutes);
+}
+
+/* ---- show routes ---- */
+
+static void list(char *buf, size_t len, size_t *off, const char *key,
+                 const struct tn_conf_strlist *l)
+{
+    size_t i;
+
+    if (!l->n || *off >= len)
+        return;
+    *off += (size_t)snprintf(buf + *off, len - *off, "%s%s=", *off ? " " : "", key);
+    for (i = 0; i < l->n && *off < len; i++)
+        *off += (size_t)snprintf(buf + *off, len - *off, "%s%s", i ? "," : "", l->v[i]);
+}
+
+static void one(char *buf, size_t len, size_t *off, const char *key, const char *v)
+{
+    if (v && *off < len)
+        *off += (size_t)snprintf(buf + *off, len - *off, "%s%s=%s", *off ? " " : "", key, v);
+}
+
+/* "path=^/api/ device=smart-tv", or "*" when the route matches everything. */
+static const char *match_summary(const struct tn_conf_match *m, char *buf, size_t len)
+{
+    size_t off = 0, i;
+    char key[300];
+
+    buf[0] = '\0';
+    one(buf, len, &off, "host", m->host);
+    one(buf, len, &off, "path", m->path);
+    list(buf, len, &off, "method", &m->methods);
+    for (i = 0; i < m->nheaders; i++) {
+        snprintf(key, sizeof(key), "header.%s", m->headers[i].name);
+        one(buf, len, &off, key, m->headers[i].regex);
+    }
+    list(buf, len, &off, "country", &m->country);
+    list(buf, len, &off, "continent", &m->continent);
+    list(buf, len, &off, "subdivision", &m->subdivision);
+    one(buf, len, &off, "device", m->device);
+    one(buf, len, &off, "segment", m->segment);
+    if (!off)
+        snprintf(buf, len, "*");
+    return buf;
+}
+
+static void show_routes(struct cmd *k)
+{
+    const struct tn_ctl *c = k->c;
+    char m[1024], p[16], q[16];
+    size_t i;
+
+    if (!k->json)
+        evbuffer_add_printf(k->out, "%-16s %-8s %-8s %8s  %-13s %s\n", "route", "from", "to",
+                            "percent", "source", "match");
+    else
+        evbuffer_add(k->out, "[", 1);
+    for (i = 0; i < c->plan->nroutes; i++) {
+        const struct tn_conf_route *r = c->plan->routes[i].conf;
+        const struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+        enum tn_source src = TN_SOURCE_CONFIG;
+        uint32_t x100 = r->has_shift ? tn_ctl_percent(c, i, &src) : 10000;
+        const char *from = r->has_shift ? r->shift_from : r->backend;
+        const char *to = r->has_shift ? r->shift_to : r->backend;
+
+        match_summary(&r->match, m, sizeof(m));
+        if (!k->json) {
+            evbuffer_add_printf(k->out, "%-16s %-8s %-8s %8s  %-13s %s", r->name, from, to,
+                                tn_percent_str(x100, p, sizeof(p)), tn_source_name(src), m);
+            if (cr->ramping)
+                evbuffer_add_printf(k->out, "  (ramp to %s)",
+                                    tn_percent_str(cr->ramp.to_x100, q, sizeof(q)));
+            if (!r->has_shift)
+                evbuffer_add_printf(k->out, "  (pins %s)", r->backend);
+            evbuffer_add(k->out, "\n", 1);
+            continue;
+        }
+        evbuffer_add_printf(k->out, "%s{\"name\":", i ? "," : "");
+        tn_json_str(k->out, r->name);
+        evbuffer_add_printf(k->out, ",\"match\":");
+        tn_json_str(k->out, m);
+        evbuffer_add_printf(k->out, ",\"from\":");
+        tn_json_str(k->out, from);
+        evbuffer_add_printf(k->out, ",\"to\":");
+        tn_json_str(k->out, to);
+        evbuffer_add_printf(k->out, ",\"backend\":");
+        tn_json_str(k->out, r->has_shift ? NULL : r->backend);
+        evbuffer_add_printf(k->out, ",\"percent\":");
+        tn_json_percent(k->out, x100);
+        evbuffer_add_printf(k->out, ",\"configured\":");
+        tn_json_percent(k->out, c->plan->routes[i].percent_x100);
+        evbuffer_add_printf(k->out, ",\"runtime\":");
+        if (cr->set)
+            tn_json_percent(k->out, cr->percent_x100);
+        else
+            evbuffer_add(k->out, "null", 4);
+        evbuffer_add_printf(k->out, ",\"source\":\"%s\",\"ramp\":", tn_source_name(src));
+        if (cr->ramping) {
+            evbuffer_add_printf(k->out, "{\"from\":");
+            tn_json_percent(k->out, cr->ramp.from_x100);
+            evbuffer_add_printf(k->out, ",\"to\":");
+            tn_json_percent(k->out, cr->ramp.to_x100);
+            evbuffer_add_printf(k->out, ",\"step\":");
+            tn_json_percent(k->out, cr->ramp.step_x100);
+            evbuffer_add_printf(k->out, ",\"start_ms\":%" PRIu64 ",\"duration_ms\":%" PRIu64
+                                        ",\"origin\":",
+                                cr->ramp.start_ms, cr->ramp.duration_ms);
+            tn_json_str(k->out, cr->ramp.origin);
+            evbuffer_add(k->out, "}", 1);
+        } else {
+            evbuffer_add(k->out, "null", 4);
+        }
+        evbuffer_add(k->out, "}", 1);
+    }
+    if (k->json)
+        evbuffer_add(k->out, "]\n", 2);
+}
+
+/* ---- show backends ---- */
+
+static void show_backends(struct cmd *k)
+{
+    const struct tn_ctl *c = k->c;
+    const struct tn_conf *conf = c->plan->conf;
+    uint64_t now = tn_now_ms();
+    int first = 1;
+    size_t b, s;
+
+    if (!k->json)
+        evbuffer_add_printf(k->out, "%-10s %-22s %-22s %6s %-6s %-9s %-14s %s\n", "backend",
+                            "server", "address", "weight", "state", "health", "passive",
+                            "last_check");
+    else
+        evbuffer_add(k->out, "[", 1);
+    for (b = 0; b < conf->nbackends; b++) {
+        const struct tn_conf_backend *be = &conf->backends[b];
+
+        for (s = 0; s < be->nservers; s++) {
+            uint32_t id = c->plan->server_ids[b][s];
+            const struct tn_ctl_server *cs = &c->servers[id];
+            const char *last = "";
+            enum tn_health_state hs = c->health ? tn_health_get(c->health, id, &last)
+                                                : TN_HEALTH_UNCHECKED;
+            uint64_t until = 0;
+            int ej = tn_ctl_server_ejected(c, (int)b, (int)s, &until);
+            char passive[48];
+
+            if (ej)
+                snprintf(passive, sizeof(passive), "ejected %" PRIu64 "s",
+                         (until - now + 999) / 1000);
+            else
+                snprintf(passive, sizeof(passive), "ok");
+            if (!k->json) {
+                evbuffer_add_printf(k->out, "%-10s %-22s %-22s %6u %-6s %-9s %-14s %s\n",
+                                    be->name, be->servers[s].name, be->servers[s].addr.text,
+                                    be->servers[s].weight,
+                                    tn_server_state_name((enum tn_server_state)cs->state),
+                                    tn_health_state_name(hs), passive, last ? last : "");
+                continue;
+            }
+            evbuffer_add_printf(k->out, "%s{\"backend\":", first ? "" : ",");
+            first = 0;
+            tn_json_str(k->out, be->name);
+            evbuffer_add_printf(k->out, ",\"server\":");
+            tn_json_str(k->out, be->servers[s].name);
+            evbuffer_add_printf(k->out, ",\"address\":");
+            tn_json_str(k->out, be->servers[s].addr.text);
+            evbuffer_add_printf(k->out,
+                                ",\"weight\":%u,\"state\":\"%s\",\"health\":\"%s\",\"ejected\":%s,"
+                                "\"ejected_for_ms\":%" PRIu64 ",\"usable\":%s,\"last_check\":",
+                                be->servers[s].weight,
+                                tn_server_state_name((enum tn_server_state)cs->state),
+                                tn_health_state_name(hs), ej ? "true" : "false",
+                                ej ? until - now : 0,
+                                cs->state == TN_SERVER_READY && !cs->down && !ej ? "true"
+                                                                                : "false");
+            tn_json_str(k->out, last ? last : "");
+            evbuffer_add(k->out, "}", 1);
+        }
+    }
+    if (k->json)
+        evbuffer_add(k->out, "]\n", 2);
+}
+
+/* ---- show pins / events ---- */
+
+static void show_pins(struct cmd *k, const char *prefix)
+{
+    const struct tn_ctl *c = k->c;
+    size_t i, plen = prefix ? strlen(prefix) : 0;
+    int first = 1;
+
+    if (k->json)
+        evbuffer_add(k->out, "{", 1);
+    for (i = 0; i < c->npins; i++) {
+        const struct tn_ctl_pin *p = &c->pins[i];
+
+        if (!p->backend || (plen && strncmp(p->key, prefix, plen)))
+            continue;
+        if (!k->json) {
+            evbuffer_add_printf(k->out, "%s %s\n", p->key, p->backend);
+            continue;
+        }
+        if (!first)
+            evbuffer_add(k->out, ",", 1);
+        first = 0;
+        tn_json_str(k->out, p->key);
+        evbuffer_add(k->out, ":", 1);
+        tn_json_str(k->out, p->backend);
+    }
+    if (k->json)
+        evbuffer_add(k->out, "}\n", 2);
+}
+
+static void show_events(struct cmd *k, size_t n)
+{
+    const struct tn_event *e;
+    size_t i, total;
+
+    for (total = 0; total < n && tn_ctl_event(k->c, total); total++)
+        ;
+    if (k->json)
+        evbuffer_add(k->out, "[", 1);
+    for (i = total; i-- > 0;) { /* oldest first */
+        char when[40];
+        time_t t;
+        struct tm tm;
+
+        e = tn_ctl_event(k->c, i);
+        t = (time_t)(e->unix_ms / 1000);
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!k->json) {
+            evbuffer_add_printf(k->out, "%s.%03uZ v%" PRIu64 " %s: %s: %s -> %s\n", when,
+                                (unsigned)(e->unix_ms % 1000), e->version, e->who, e->what,
+                                e->from[0] ? e->from : "-", e->to[0] ? e->to : "-");
+            continue;
+        }
+        evbuffer_add_printf(k->out, "%s{\"time_ms\":%" PRIu64 ",\"version\":%" PRIu64 ",\"who\":",
+                            i + 1 == total ? "" : ",", e->unix_ms, e->version);
+        tn_json_str(k->out, e->who);
+        evbuffer_add_printf(k->out, ",\"what\":");
+        tn_json_str(k->out, e->what);
+        evbuffer_add_printf(k->out, ",\"from\":");
+        tn_json_str(k->out, e->from);
+        evbuffer_add_printf(k->out, ",\"to\":");
+        tn_json_str(k->out, e->to);
+        evbuffer_add(k->out, "}", 1);
+    }
+    if (k->json)
+        evbuffer_add(k->out, "]\n", 2);
+}
+
+static int parse_count(const char *s, size_t *n)
+{
+    char *end;
+    unsigned long v;
+
+    if (*s < '0' || *s > '9')
+        return TN_ERR;
+    v = strtoul(s, &end, 10);
+    if (*end || v == 0 || v > TN_CTL_EVENTS)
+        return TN_ERR;
+    *n = v;
+    return TN_OK;
+}
+
+static void cmd_show(struct cmd *k)
+{
+    const char *what = k->argc > 1 ? k->argv[1] : "";
+    int nargs;
+
+    if (k->argc > 2 && !strcmp(k->argv[k->argc - 1], "json")) {
+        k->json = 1;
+        k->argc--;
+    }
+    nargs = k->argc - 2;
+    if (!strcmp(what, "info") && !nargs)
+        show_info(k);
+    else if (!strcmp(what, "routes") && !nargs)
+        show_routes(k);
+    else if (!strcmp(what, "backends") && !nargs)
+        show_backends(k);
+    else if (!strcmp(what, "pins") && nargs <= 1)
+        show_pins(k, nargs ? k->argv[2] : NULL);
+    else if (!strcmp(what, "events") && nargs <= 1) {
+        size_t n = 20;
+
+        if (nargs && parse_count(k->argv[2], &n) != TN_OK)
+            return err(k, "show events: N must be a number from 1 to %d, got \"%s\"",
+                       TN_CTL_EVENTS, k->argv[2]);
+        show_events(k, n);
+    } else if (!strcmp(what, "info") || !strcmp(what, "routes") || !strcmp(what, "backends") ||
+               !strcmp(what, "pins") || !strcmp(what, "events"))
+        err(k, "show %s: unexpected argument \"%s\"", what, k->argv[k->argc - 1]);
+    else
+        err(k, "unknown show command \"%s\"; try: show info|routes|backends|pins|events", what);
+}
+
+/* ---- changes ---- */
+
+static int parse_pct(struct cmd *k, const char *s, uint32_t *x100)
+{
+    if (tn_conf_parse_percent(s, x100) == TN_OK)
+        return TN_OK;
+    err(k, "bad percent \"%s\": expected a number from 0 to 100 with at most two decimals", s);
+    return TN_ERR;
+}
+
+static void cmd_set(struct cmd *k)
+{
+    char msg[512];
+    uint32_t x100;
+
+    if (k->argc >= 2 && !strcmp(k->argv[1], "weight")) {
+        if (k->argc != 4)
+            return err(k, "usage: set weight ROUTE PERCENT");
+        if (parse_pct(k, k->argv[3], &x100) != TN_OK)
+            return;
+        answer(k, tn_ctl_set_weight(k->c, k->argv[2], x100, TN_SOURCE_ADMIN, k->who, msg,
+                                    sizeof(msg)),
+               msg);
+        return;
+    }
+    if (k->argc >= 2 && !strcmp(k->argv[1], "server")) {
+        char *slash;
+        int st;
+
+        if (k->argc != 5 || strcmp(k->argv[3], "state"))
+            return err(k, "usage: set server BACKEND/SERVER state ready|drain|maint");
+        slash = strchr(k->argv[2], '/');
+        if (!slash || slash == k->argv[2] || !slash[1])
+            return err(k, "bad server \"%s\": expected BACKEND/SERVER", k->argv[2]);
+        if ((st = tn_server_state_parse(k->argv[4])) < 0)
+            return err(k, "bad state \"%s\": expected ready, drain or maint", k->argv[4]);
+        *slash = '\0';
+        answer(k, tn_ctl_set_server(k->c, k->argv[2], slash + 1, (enum tn_server_state)st,
+                                    k->who, msg, sizeof(msg)),
+               msg);
+        return;
+    }
+    err(k, "unknown set command; try: set weight ROUTE PERCENT, set server B/S state S");
+}
+
+static void cmd_ramp(struct cmd *k)
+{
+    char msg[512];
+    uint32_t to, step = 0;
+    uint64_t ms;
+
+    if (k->argc == 3 && !strcmp(k->argv[1], "cancel")) {
+        answer(k, tn_ctl_ramp_cancel(k->c, k->argv[2], k->who, msg, sizeof(msg)), msg);
+        return;
+    }
+    if ((k->argc != 5 && k->argc != 7) || strcmp(k->argv[3], "over") ||
+        (k->argc == 7 && strcmp(k->argv[5], "step")))
+        return err(k, "usage: ramp ROUTE PERCENT over DURATION [step PERCENT], ramp cancel ROUTE");
+    if (parse_pct(k, k->argv[2], &to) != TN_OK)
+        return;
+    if (tn_conf_parse_duration(k->argv[4], &ms) != TN_OK || !ms || ms > 30ull * 86400 * 1000)
+        return err(k, "bad duration \"%s\": expected e.g. 90s, 10m, 2h (at most 30d)", k->argv[4]);
+    if (k->argc == 7 && (parse_pct(k, k->argv[6], &step) != TN_OK || !step)) {
+        if (!step && evbuffer_get_length(k->out) == 0)
+            err(k, "bad step \"%s\": expected a percent above 0", k->argv[6]);
+        return;
+    }
+    answer(k, tn_ctl_ramp(k->c, k->argv[1], to, ms, step, k->who, msg, sizeof(msg)), msg);
+}
+
+static void cmd_rollback(struct cmd *k)
+{
+    char msg[2048];
+
+    if (k->argc != 2)
+        return err(k, "usage: rollback ROUTE|all");
+    answer(k, tn_ctl_rollback(k->c, strcmp(k->argv[1], "all") ? k->argv[1] : NULL,
+                              TN_SOURCE_ADMIN, k->who, msg, sizeof(msg)),
+           msg);
+}
+
+static void cmd_pin(struct cmd *k)
+{
+    char msg[1024];
+
+    if (k->argc != 3)
+        return err(k, "usage: pin KEY BACKEND|none");
+    answer(k, tn_ctl_pin(k->c, k->argv[1], strcmp(k->argv[2], "none") ? k->argv[2] : NULL,
+                         k->who, msg, sizeof(msg)),
+           msg);
+}
+
+static void cmd_reload(struct cmd *k)
+{
+    char *why = NULL, *p;
+
+    if (k->argc != 1)
+        return err(k, "usage: reload");
+    if (k->c->hooks.reload(k->c->hooks.arg, &why) == TN_OK) {
+        evbuffer_add_printf(k->out, "reloaded: configuration generation %" PRIu64 " in force\n",
+                            k->c->generation);
+        free(why);
+        return;
+    }
+    for (p = why; p && *p; p++) /* one line */
+        if (*p == '\n')
+            *p = p[1] ? ';' : ' ';
+    err(k, "reload rejected, the old configuration stays: %s", why ? why : "unknown error");
+    free(why);
+}
+
+void tn_ctl_exec(void *arg, const char *line, const char *who, struct evbuffer *out)
+{
+    struct cmd *k = calloc(1, sizeof(*k));
+    const char *verb;
+
+    if (!k) {
+        evbuffer_add_printf(out, "ERR out of memory\n");
+        return;
+    }
+    k->c = arg;
+    k->who = who;
+    k->out = out;
+    if (tokenize(k, line) != TN_OK || !k->argc)
+        goto done;
+    verb = k->argv[0];
+    if (!strcmp(verb, "help"))
+        evbuffer_add(out, help_text, sizeof(help_text) - 1);
+    else if (!strcmp(verb, "show"))
+        cmd_show(k);
+    else if (!strcmp(verb, "set"))
+        cmd_set(k);
+    else if (!strcmp(verb, "ramp"))
+        cmd_ramp(k);
+    else if (!strcmp(verb, "rollback"))
+        cmd_rollback(k);
+    else if (!strcmp(verb, "pin"))
+        cmd_pin(k);
+    else if (!strcmp(verb, "reload"))
+        cmd_reload(k);
+    else
+        err(k, "unknown command \"%s\"; type help for the list", verb);
+done:
+    free(k);
+}

@@ -1,0 +1,1130 @@
+/* The control plane's runtime model and its one control function,
+ * commit(): every change (admin socket, Redis, ramp step, health check,
+ * reload) ends there, which publishes a new overlay to the workers, bumps
+ * the version, writes the state file, writes Redis (one MULTI, then a
+ * PUBLISH) and records an event. Also applies what Redis says, runs the
+ * ramp timer and watches health for events. Control thread only. */
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "turnout/common.h"
+#include "turnout/conf.h"
+#include "turnout/control.h"
+#include "turnout/health.h"
+#include "turnout/ident.h"
+#include "turnout/log.h"
+#include "turnout/overlay.h"
+#include "turnout/redis.h"
+#include "turnout/route.h"
+
+#define MAX_OPS 8 /* Redis hash operations in one change */
+
+/* A change on its way through commit(). */
+struct commit {
+    const char *who, *what, *from, *to;
+    struct tn_redis_op ops[MAX_OPS];
+    size_t nops;
+    const char *message; /* for the `changes` channel; NULL: not written to Redis */
+};
+
+static uint64_t unix_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static const char *pct(uint32_t x100, char *buf, size_t len)
+{
+    return tn_percent_str(x100, buf, len);
+}
+
+/* ---- the model ---- */
+
+/* Grows the per-id arrays to the ids that exist now. */
+static void fit_ids(struct tn_ctl *c)
+{
+    uint32_t nr = tn_ident_count(TN_IDENT_ROUTE), ns = tn_ident_count(TN_IDENT_SERVER);
+
+    if (nr > c->nroutes) {
+        c->routes = tn_xrealloc(c->routes, nr * sizeof(*c->routes));
+        memset(c->routes + c->nroutes, 0, (nr - c->nroutes) * sizeof(*c->routes));
+        c->nroutes = nr;
+    }
+    if (ns > c->nservers) {
+        c->servers = tn_xrealloc(c->servers, ns * sizeof(*c->servers));
+        memset(c->servers + c->nservers, 0, (ns - c->nservers) * sizeof(*c->servers));
+        c->nservers = ns;
+    }
+    tn_passive_reserve(ns);
+}
+
+static int redis_offline(const struct tn_ctl *c)
+{
+    return c->redis && !c->redis_up;
+}
+
+int tn_ctl_route_index(const struct tn_ctl *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->plan->nroutes; i++)
+        if (!strcmp(c->plan->conf->routes[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+/* Whether every server of backend b (plan index) is unable to take a request. */
+static int backend_down(const struct tn_ctl *c, int b)
+{
+    const struct tn_conf_backend *be = &c->plan->conf->backends[b];
+    uint64_t now = tn_now_ms();
+    size_t s;
+
+    for (s = 0; s < be->nservers; s++) {
+        uint32_t id = c->plan->server_ids[b][s];
+        const struct tn_ctl_server *cs = &c->servers[id];
+
+        if (be->servers[s].weight && cs->state == TN_SERVER_READY && !cs->down &&
+            !tn_passive_ejected(id, now))
+            return 0;
+    }
+    return 1;
+}
+
+uint32_t tn_ctl_percent(const struct tn_ctl *c, size_t i, enum tn_source *src)
+{
+    const struct tn_plan_route *pr = &c->plan->routes[i];
+    const struct tn_ctl_route *cr = &c->routes[pr->id];
+
+    if (pr->conf->has_shift && backend_down(c, pr->conf->to_idx)) {
+        *src = TN_SOURCE_HEALTH;
+        return 0;
+    }
+    if (cr->set) {
+        *src = (enum tn_source)cr->source;
+        return cr->percent_x100;
+    }
+    *src = TN_SOURCE_CONFIG;
+    return pr->percent_x100;
+}
+
+/* The percent a route id runs at, runtime or configured (plan index i). */
+static uint32_t route_percent(const struct tn_ctl *c, size_t i)
+{
+    const struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+
+    return cr->set ? cr->percent_x100 : c->plan->routes[i].percent_x100;
+}
+
+/* ---- pins: a sorted array ---- */
+
+static size_t pin_pos(const struct tn_ctl *c, const char *key, int *found)
+{
+    size_t lo = 0, hi = c->npins;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = strcmp(c->pins[mid].key, key);
+
+        if (!cmp) {
+            *found = 1;
+            return mid;
+        }
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+const struct tn_ctl_pin *tn_ctl_pin_find(const struct tn_ctl *c, const char *key)
+{
+    int found;
+    size_t i = pin_pos(c, key, &found);
+
+    return found && c->pins[i].backend ? &c->pins[i] : NULL;
+}
+
+/* Sets (backend) or removes (NULL) key's pin; a removal made while Redis is
+ * down stays as a tombstone until written. */
+static void pin_put(struct tn_ctl *c, const char *key, const char *backend, int dirty)
+{
+    int found;
+    size_t i = pin_pos(c, key, &found);
+
+    c->pins_changed = 1;
+    if (found) {
+        free(c->pins[i].backend);
+        c->pins[i].backend = backend ? tn_xstrdup(backend) : NULL;
+        c->pins[i].dirty = dirty;
+        if (!backend && !dirty) {
+            free(c->pins[i].key);
+            memmove(&c->pins[i], &c->pins[i + 1], (c->npins - i - 1) * sizeof(*c->pins));
+            c->npins--;
+        }
+        return;
+    }
+    if (!backend && !dirty)
+        return;
+    if (c->npins == c->pins_cap) {
+        c->pins_cap = c->pins_cap ? c->pins_cap * 2 : 64;
+        c->pins = tn_xrealloc(c->pins, c->pins_cap * sizeof(*c->pins));
+    }
+    memmove(&c->pins[i + 1], &c->pins[i], (c->npins - i) * sizeof(*c->pins));
+    c->pins[i].key = tn_xstrdup(key);
+    c->pins[i].backend = backend ? tn_xstrdup(backend) : NULL;
+    c->pins[i].dirty = dirty;
+    c->npins++;
+}
+
+void tn_ctl_pin_restore(struct tn_ctl *c, const char *key, const char *backend)
+{
+    pin_put(c, key, backend, 0);
+}
+
+static void pins_clear(struct tn_ctl *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->npins; i++) {
+        free(c->pins[i].key);
+        free(c->pins[i].backend);
+    }
+    c->npins = 0;
+    c->pins_changed = 1;
+}
+
+/* ---- publishing ---- */
+
+static struct tn_pins *build_pins(const struct tn_ctl *c)
+{
+    const char **keys = tn_xcalloc(c->npins ? c->npins : 1, sizeof(*keys));
+    uint32_t *ids = tn_xcalloc(c->npins ? c->npins : 1, sizeof(*ids));
+    struct tn_pins *p;
+    size_t i, n = 0;
+
+    for (i = 0; i < c->npins; i++) {
+        if (!c->pins[i].backend)
+            continue;
+        keys[n] = c->pins[i].key;
+        ids[n++] = tn_ident_intern(TN_IDENT_BACKEND, c->pins[i].backend);
+    }
+    p = tn_pins_new(keys, ids, n);
+    free(keys);
+    free(ids);
+    return p;
+}
+
+/* Builds the overlay from the model and hands it to the workers. */
+static void publish(struct tn_ctl *c)
+{
+    struct tn_overlay *ov;
+    uint32_t i;
+
+    fit_ids(c);
+    ov = tn_overlay_new(c->nroutes, c->nservers);
+    ov->version = c->version;
+    for (i = 0; i < c->nroutes; i++) {
+        if (c->routes[i].set) {
+            ov->routes[i].percent_x100 = (int32_t)c->routes[i].percent_x100;
+            ov->routes[i].source = c->routes[i].source;
+        }
+    }
+    for (i = 0; i < c->nservers; i++) {
+        ov->server_state[i] = c->servers[i].state;
+        ov->server_down[i] = c->servers[i].down;
+    }
+    if (c->pins_changed || !c->pins_table) {
+        tn_pins_unref(c->pins_table);
+        c->pins_table = build_pins(c);
+        c->pins_changed = 0;
+    }
+    tn_pins_unref(ov->pins);
+    ov->pins = tn_pins_ref(c->pins_table);
+    c->hooks.publish(c->hooks.arg, ov);
+}
+
+static void save_state(struct tn_ctl *c)
+{
+    const char *why = NULL;
+
+    if (!c->state_file)
+        return;
+    if (tn_statefile_write(c, c->state_file, &why) != TN_OK) {
+        if (!c->state_file_failed)
+            tn_log(TN_LOG_ERR, "state file %s: %s", c->state_file, why);
+        c->state_file_failed = 1;
+        return;
+    }
+    c->state_file_failed = 0;
+}
+
+/* ---- events ---- */
+
+static void copy(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src ? src : "");
+}
+
+static void record(struct tn_ctl *c, const char *who, const char *what, const char *from,
+                   const char *to)
+{
+    struct tn_event *e;
+
+    if (!c->events)
+        c->events = tn_xcalloc(TN_CTL_EVENTS, sizeof(*c->events));
+    e = &c->events[c->events_head];
+    c->events_head = (c->events_head + 1) % TN_CTL_EVENTS;
+    if (c->nevents < TN_CTL_EVENTS)
+        c->nevents++;
+    e->unix_ms = unix_ms();
+    e->version = c->version;
+    copy(e->who, sizeof(e->who), who);
+    copy(e->what, sizeof(e->what), what);
+    copy(e->from, sizeof(e->from), from);
+    copy(e->to, sizeof(e->to), to);
+    tn_log(TN_LOG_INFO, "event v%" PRIu64 ": %s: %s: %s -> %s", e->version, e->who, e->what,
+           e->from, e->to);
+}
+
+void tn_ctl_event_add(struct tn_ctl *c, const char *who, const char *what, const char *from,
+                      const char *to)
+{
+    record(c, who, what, from, to);
+}
+
+const struct tn_event *tn_ctl_event(const struct tn_ctl *c, size_t i)
+{
+    if (i >= c->nevents)
+        return NULL;
+    return &c->events[(c->events_head + TN_CTL_EVENTS - 1 - i) % TN_CTL_EVENTS];
+}
+
+/* ---- Redis ---- */
+
+static void on_written(void *arg, uint64_t version, const char *err)
+{
+    struct tn_ctl *c = arg;
+
+    if (c->writes_in_flight)
+        c->writes_in_flight--;
+    if (!version) {
+        tn_log(TN_LOG_WARN, "redis: a change was not written: %s", err ? err : "?");
+    } else if (version > c->version) {
+        c->version = version;
+        tn_redis_report(c->redis, version);
+    }
+    if (!c->writes_in_flight && c->resync_after_writes) {
+        c->resync_after_writes = 0;
+        tn_redis_resync(c->redis);
+    }
+}
+
+/* Writes cm's ops, version bump and event to Redis; 0 when not written. */
+static int write_redis(struct tn_ctl *c, const struct commit *cm)
+{
+    char ts[24], ver[24];
+    const char *ev[] = {"time", ts,       "node", c->node_id, "who", cm->who, "what", cm->what,
+                        "from", cm->from, "to",   cm->to,     "base", ver,   NULL};
+    struct tn_redis_change ch = {cm->ops, cm->nops, ev, cm->message};
+
+    if (!c->redis || !c->redis_up || !cm->message)
+        return 0;
+    snprintf(ts, sizeof(ts), "%" PRIu64, unix_ms());
+    snprintf(ver, sizeof(ver), "%" PRIu64, c->version);
+    if (tn_redis_write(c->redis, &ch, on_written, c) != TN_OK)
+        return 0;
+    c->writes_in_flight++;
+    return 1;
+}
+
+/* The one control function. The model already holds the change. */
+static void commit(struct tn_ctl *c, const struct commit *cm)
+{
+    c->version++; /* Redis's counter replaces it when the write returns */
+    publish(c);
+    save_state(c);
+    write_redis(c, cm);
+    record(c, cm->who, cm->what, cm->from, cm->to);
+}
+
+static void op(struct commit *cm, const char *hash, const char *field, const char *value)
+{
+    TN_BUG_ON(cm->nops >= MAX_OPS);
+    cm->ops[cm->nops++] = (struct tn_redis_op){hash, field, value};
+}
+
+/* ---- changes ---- */
+
+__attribute__((format(printf, 3, 4))) static int errf(char *msg, size_t len, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+    return TN_ERR;
+}
+
+/* Finds a shifting route by name, or explains why not. */
+static int shift_route(struct tn_ctl *c, const char *name, char *msg, size_t len)
+{
+    int i = tn_ctl_route_index(c, name);
+
+    if (i < 0)
+        return errf(msg, len, "no route named \"%s\"", name), -1;
+    if (!c->plan->routes[i].conf->has_shift)
+        return errf(msg, len, "route %s pins backend %s; it has no percent", name,
+                    c->plan->routes[i].conf->backend),
+               -1;
+    return i;
+}
+
+/* Ends a ramp on route id (no commit): its Redis entry goes in cm. */
+static void stop_ramp(struct tn_ctl *c, uint32_t id, struct commit *cm, const char *name)
+{
+    if (!c->routes[id].ramping)
+        return;
+    c->routes[id].ramping = 0;
+    if (cm)
+        op(cm, "ramps", name, NULL);
+}
+
+static void set_route(struct tn_ctl *c, size_t i, uint32_t x100, enum tn_source src)
+{
+    struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+
+    cr->set = 1;
+    cr->percent_x100 = x100;
+    cr->source = (uint8_t)src;
+    cr->conf_x100 = c->plan->routes[i].percent_x100;
+    cr->dirty = redis_offline(c);
+}
+
+static void reschedule_ramps(struct tn_ctl *c);
+
+int tn_ctl_set_weight(struct tn_ctl *c, const char *route, uint32_t x100, enum tn_source src,
+                      const char *who, char *msg, size_t len)
+{
+    char from[16], to[16], what[96];
+    struct commit cm = {.who = who, .what = what, .from = from, .to = to, .message = "weights"};
+    int i = shift_route(c, route, msg, len);
+    uint32_t id;
+    int had_ramp;
+
+    if (i < 0)
+        return TN_ERR;
+    if (x100 > 10000)
+        return errf(msg, len, "percent must be between 0 and 100");
+    id = c->plan->routes[i].id;
+    had_ramp = c->routes[id].ramping;
+    pct(route_percent(c, (size_t)i), from, sizeof(from));
+    pct(x100, to, sizeof(to));
+    snprintf(what, sizeof(what), "weight %s", route);
+    stop_ramp(c, id, &cm, route);
+    set_route(c, (size_t)i, x100, src);
+    op(&cm, "weights", route, to);
+    commit(c, &cm);
+    if (had_ramp)
+        reschedule_ramps(c);
+    snprintf(msg, len, "weight %s: %s -> %s%s%s", route, from, to,
+             had_ramp ? " (ramp cancelled)" : "",
+             redis_offline(c) ? " (redis down: this node only until it returns)" : "");
+    return TN_OK;
+}
+
+int tn_ctl_ramp(struct tn_ctl *c, const char *route, uint32_t to_x100, uint64_t duration_ms,
+                uint32_t step_x100, const char *who, char *msg, size_t len)
+{
+    char from[16], to[16], what[96], sched[256], detail[160];
+    struct commit cm = {.who = who, .what = what, .from = from, .to = detail, .message = "ramps"};
+    int i = shift_route(c, route, msg, len);
+    struct tn_ctl_route *cr;
+    uint32_t cur;
+
+    if (i < 0)
+        return TN_ERR;
+    if (to_x100 > 10000)
+        return errf(msg, len, "percent must be between 0 and 100");
+    if (!duration_ms)
+        return errf(msg, len, "the duration must be above 0");
+    cr = &c->routes[c->plan->routes[i].id];
+    cur = route_percent(c, (size_t)i);
+    if (cur == to_x100)
+        return errf(msg, len, "route %s is already at %s", route, pct(cur, to, sizeof(to)));
+    tn_ramp_init(&cr->ramp, cur, to_x100, duration_ms, step_x100, unix_ms(), c->node_id);
+    cr->ramping = 1;
+    set_route(c, (size_t)i, cur, TN_SOURCE_RAMP);
+    pct(cur, from, sizeof(from));
+    pct(to_x100, to, sizeof(to));
+    snprintf(what, sizeof(what), "ramp %s", route);
+    snprintf(detail, sizeof(detail), "%s over %" PRIu64 " s, %u steps of %u.%02u every %" PRIu64
+             " ms", to, duration_ms / 1000, tn_ramp_steps(&cr->ramp), cr->ramp.step_x100 / 100,
+             cr->ramp.step_x100 % 100, tn_ramp_interval_ms(&cr->ramp));
+    tn_ramp_encode(&cr->ramp, sched, sizeof(sched));
+    op(&cm, "ramps", route, sched);
+    op(&cm, "weights", route, from);
+    commit(c, &cm);
+    reschedule_ramps(c);
+    snprintf(msg, len, "ramp %s: %s -> %s", route, from, detail);
+    return TN_OK;
+}
+
+int tn_ctl_ramp_cancel(struct tn_ctl *c, const char *route, const char *who, char *msg,
+                       size_t len)
+{
+    char at[16], what[96];
+    struct commit cm = {.who = who, .what = what, .from = "ramping", .to = at, .message = "ramps"};
+    int i = shift_route(c, route, msg, len);
+    uint32_t id;
+
+    if (i < 0)
+        return TN_ERR;
+    id = c->plan->routes[i].id;
+    if (!c->routes[id].ramping)
+        return errf(msg, len, "route %s has no ramp running", route);
+    stop_ramp(c, id, &cm, route);
+    set_route(c, (size_t)i, c->routes[id].percent_x100, TN_SOURCE_ADMIN);
+    pct(c->routes[id].percent_x100, at, sizeof(at));
+    snprintf(what, sizeof(what), "ramp %s cancelled", route);
+    op(&cm, "weights", route, at);
+    commit(c, &cm);
+    reschedule_ramps(c);
+    snprintf(msg, len, "ramp %s cancelled at %s", route, at);
+    return TN_OK;
+}
+
+int tn_ctl_rollback(struct tn_ctl *c, const char *route, enum tn_source src, const char *who,
+                    char *msg, size_t len)
+{
+    size_t i, n = 0, off = 0;
+
+    if (route) {
+        if (shift_route(c, route, msg, len) < 0)
+            return TN_ERR;
+    }
+    msg[0] = '\0';
+    for (i = 0; i < c->plan->nroutes; i++) {
+        const struct tn_conf_route *r = c->plan->routes[i].conf;
+        uint32_t id = c->plan->routes[i].id;
+        char from[16], what[96];
+        struct commit cm = {.who = who, .what = what, .from = from, .to = "0.00",
+                            .message = "weights"};
+
+        if (!r->has_shift || (route && strcmp(r->name, route)))
+            continue;
+        if (!route && route_percent(c, i) == 0 && !c->routes[id].ramping)
+            continue;
+        pct(route_percent(c, i), from, sizeof(from));
+        snprintf(what, sizeof(what), "rollback %s", r->name);
+        stop_ramp(c, id, &cm, r->name);
+        set_route(c, i, 0, src);
+        op(&cm, "weights", r->name, "0.00");
+        commit(c, &cm);
+        if (off < len)
+            off += (size_t)snprintf(msg + off, len - off, "%s%s: %s -> 0.00", n ? "; " : "",
+                                    r->name, from);
+        n++;
+    }
+    reschedule_ramps(c);
+    if (!n)
+        snprintf(msg, len, "nothing to roll back: every route is at 0");
+    else
+        tn_log(TN_LOG_WARN, "rollback by %s: %s", who, msg);
+    return TN_OK;
+}
+
+int tn_ctl_set_server(struct tn_ctl *c, const char *backend, const char *server,
+                      enum tn_server_state st, const char *who, char *msg, size_t len)
+{
+    char name[200], what[240];
+    struct commit cm = {.who = who, .what = what, .message = "servers"};
+    int b = tn_conf_backend_index(c->plan->conf, backend);
+    const struct tn_conf_backend *be;
+    struct tn_ctl_server *cs;
+    size_t s;
+    uint32_t id;
+
+    if (b < 0)
+        return errf(msg, len, "no backend named \"%s\"", backend);
+    be = &c->plan->conf->backends[b];
+    for (s = 0; s < be->nservers; s++)
+        if (!strcmp(be->servers[s].name, server))
+            break;
+    if (s == be->nservers)
+        return errf(msg, len, "backend %s has no server named \"%s\"", backend, server);
+    id = c->plan->server_ids[b][s];
+    cs = &c->servers[id];
+    snprintf(name, sizeof(name), "%s/%s", backend, server);
+    snprintf(what, sizeof(what), "server %s state", name);
+    cm.from = tn_server_state_name((enum tn_server_state)cs->state);
+    cm.to = tn_server_state_name(st);
+    snprintf(msg, len, "server %s: %s -> %s", name, cm.from, cm.to);
+    cs->state = (uint8_t)st;
+    cs->dirty = (uint8_t)redis_offline(c);
+    if (st == TN_SERVER_READY)
+        tn_passive_clear(id); /* an operator says it is fine: forget its failures */
+    op(&cm, "servers", name, st == TN_SERVER_READY ? NULL : cm.to);
+    commit(c, &cm);
+    return TN_OK;
+}
+
+int tn_ctl_pin(struct tn_ctl *c, const char *key, const char *backend, const char *who, char *msg,
+               size_t len)
+{
+    char what[300];
+    const struct tn_ctl_pin *old = tn_ctl_pin_find(c, key);
+    char from[80];
+    struct commit cm = {.who = who, .what = what, .from = from, .message = "pins"};
+
+    if (backend && tn_conf_backend_index(c->plan->conf, backend) < 0)
+        return errf(msg, len, "no backend named \"%s\"", backend);
+    copy(from, sizeof(from), old ? old->backend : "none");
+    cm.to = backend ? backend : "none";
+    snprintf(what, sizeof(what), "pin %s", key);
+    snprintf(msg, len, "pin %s: %s -> %s", key, from, cm.to);
+    if (!old && !backend)
+        return TN_OK; /* nothing to do */
+    pin_put(c, key, backend, redis_offline(c));
+    op(&cm, "pins", key, backend);
+    commit(c, &cm);
+    return TN_OK;
+}
+
+/* ---- ramps ---- */
+
+/* Moves every running ramp to its step for now; the origin node writes each
+ * step to Redis, every node records it. */
+static void step_ramps(struct tn_ctl *c)
+{
+    uint64_t now = unix_ms();
+    size_t i;
+
+    for (i = 0; i < c->plan->nroutes; i++) {
+        const char *name = c->plan->routes[i].conf->name;
+        struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+        uint32_t p;
+        int done, mine;
+        char from[16], to[16], what[96];
+        struct commit cm = {.who = "ramp", .what = what, .from = from, .to = to};
+
+        if (!cr->ramping || !c->plan->routes[i].conf->has_shift)
+            continue;
+        p = tn_ramp_percent(&cr->ramp, now);
+        done = !tn_ramp_next_ms(&cr->ramp, now);
+        if (p == cr->percent_x100 && !done)
+            continue;
+        mine = !strcmp(cr->ramp.origin, c->node_id);
+        pct(cr->percent_x100, from, sizeof(from));
+        pct(p, to, sizeof(to));
+        snprintf(what, sizeof(what), done ? "ramp %s done" : "ramp %s step", name);
+        if (mine) {
+            cm.message = done ? "ramps" : "weights";
+            op(&cm, "weights", name, to);
+            if (done)
+                op(&cm, "ramps", name, NULL);
+        }
+        if (done)
+            cr->ramping = 0;
+        cr->percent_x100 = p;
+        cr->set = 1;
+        cr->source = TN_SOURCE_RAMP;
+        commit(c, &cm);
+    }
+}
+
+static void reschedule_ramps(struct tn_ctl *c)
+{
+    uint64_t now = unix_ms(), next = 0;
+    size_t i;
+
+    for (i = 0; i < c->plan->nroutes; i++) {
+        const struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+        uint64_t t;
+
+        if (!cr->ramping)
+            continue;
+        t = tn_ramp_next_ms(&cr->ramp, now);
+        if (!t)
+            t = now; /* over: settle it now */
+        if (!next || t < next)
+            next = t;
+    }
+    event_del(c->ramp_ev);
+    if (next) {
+        uint64_t d = next > now ? next - now : 0;
+        struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+
+        event_add(c->ramp_ev, &tv);
+    }
+}
+
+static void on_ramp_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_ctl *c = arg;
+
+    (void)fd;
+    (void)what;
+    step_ramps(c);
+    reschedule_ramps(c);
+}
+
+/* ---- health ---- */
+
+static void on_health(void *arg, uint32_t id, enum tn_health_state st, const char *why)
+{
+    struct tn_ctl *c = arg;
+    const char *name = tn_ident_name(TN_IDENT_SERVER, id);
+    char what[200];
+    struct commit cm = {.who = "health", .what = what, .from = "", .to = why};
+
+    fit_ids(c);
+    if (id >= c->nservers)
+        return;
+    c->servers[id].down = st == TN_HEALTH_DOWN;
+    snprintf(what, sizeof(what), "server %s %s", name ? name : "?",
+             st == TN_HEALTH_DOWN ? "down" : "up");
+    cm.from = st == TN_HEALTH_DOWN ? "up" : "down";
+    commit(c, &cm);
+}
+
+/* Twice a second: passive ejections and routes whose "to" is entirely down
+ * become events (the workers act on them by themselves). */
+static void on_tick(evutil_socket_t fd, short what_, void *arg)
+{
+    struct tn_ctl *c = arg;
+    uint64_t now = tn_now_ms();
+    size_t b, s, i;
+
+    (void)fd;
+    (void)what_;
+    for (b = 0; b < c->plan->conf->nbackends; b++) {
+        const struct tn_conf_backend *be = &c->plan->conf->backends[b];
+
+        for (s = 0; s < be->nservers; s++) {
+            uint32_t id = c->plan->server_ids[b][s];
+            int ej = tn_passive_ejected(id, now);
+            char what[200];
+
+            if (ej == c->servers[id].ejected)
+                continue;
+            c->servers[id].ejected = (uint8_t)ej;
+            snprintf(what, sizeof(what), "server %s/%s passive health", be->name,
+                     be->servers[s].name);
+            record(c, "health", what, ej ? "in" : "ejected",
+                   ej ? "ejected (consecutive failures)" : "back in");
+        }
+    }
+    for (i = 0; i < c->plan->nroutes; i++) {
+        const struct tn_conf_route *r = c->plan->routes[i].conf;
+        struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+        int down;
+        char what[200], to[200];
+
+        if (!r->has_shift)
+            continue;
+        down = backend_down(c, r->to_idx);
+        if (down == (int)cr->to_down)
+            continue;
+        cr->to_down = (unsigned)down;
+        snprintf(what, sizeof(what), "route %s", r->name);
+        snprintf(to, sizeof(to), down ? "every server of %s is down: users go to %s"
+                                      : "%s is up again: the percent applies",
+                 r->shift_to, r->shift_from);
+        record(c, "health", what, down ? "normal" : "to down", to);
+    }
+}
+
+/* ---- Redis callbacks ---- */
+
+static const struct tn_redis_kv *kv_find(const struct tn_redis_kv *kv, size_t n, const char *k)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (!strcmp(kv[i].key, k))
+            return &kv[i];
+    return NULL;
+}
+
+/* Applies one route's Redis weight and ramp; returns 1 when it changed. */
+static int apply_route(struct tn_ctl *c, size_t i, const struct tn_redis_snapshot *sn)
+{
+    const char *name = c->plan->routes[i].conf->name;
+    struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+    const struct tn_redis_kv *w = kv_find(sn->weights, sn->nweights, name);
+    const struct tn_redis_kv *r = kv_find(sn->ramps, sn->nramps, name);
+    uint32_t before = route_percent(c, i), x100;
+    char a[16], b[16], what[96];
+    struct tn_ramp ramp;
+
+    snprintf(what, sizeof(what), "weight %s", name);
+    if (r && tn_ramp_decode(r->value, &ramp) != TN_OK) {
+        record(c, "redis", what, "ignored", "unparsable ramp in redis");
+        r = NULL;
+    }
+    if (r) {
+        int changed = !cr->ramping || memcmp(&cr->ramp, &ramp, sizeof(ramp));
+
+        cr->ramp = ramp;
+        cr->ramping = 1;
+        x100 = tn_ramp_percent(&ramp, unix_ms());
+        set_route(c, i, x100, TN_SOURCE_RAMP);
+        cr->dirty = 0;
+        if (changed)
+            record(c, "redis", what, pct(before, a, sizeof(a)), "ramp from redis");
+        return changed || x100 != before;
+    }
+    cr->ramping = 0;
+    if (w && tn_conf_parse_percent(w->value, &x100) != TN_OK) {
+        record(c, "redis", what, "ignored", "unparsable percent in redis");
+        tn_log(TN_LOG_WARN, "redis: weights %s = \"%.40s\" is not a percent; ignored", name,
+               w->value);
+        return 0;
+    }
+    if (w) {
+        if (cr->set && cr->percent_x100 == x100)
+            return 0;
+        set_route(c, i, x100, TN_SOURCE_REDIS);
+        cr->dirty = 0;
+        record(c, "redis", what, pct(before, a, sizeof(a)), pct(x100, b, sizeof(b)));
+        return 1;
+    }
+    if (!cr->set)
+        return 0;
+    cr->set = 0; /* gone from Redis: the file's percent again */
+    record(c, "redis", what, pct(before, a, sizeof(a)),
+           pct(c->plan->routes[i].percent_x100, b, sizeof(b)));
+    return 1;
+}
+
+static int apply_servers(struct tn_ctl *c, const struct tn_redis_snapshot *sn)
+{
+    char name[200], what[240];
+    int changed = 0;
+    size_t b, s;
+
+    for (b = 0; b < c->plan->conf->nbackends; b++) {
+        const struct tn_conf_backend *be = &c->plan->conf->backends[b];
+
+        for (s = 0; s < be->nservers; s++) {
+            struct tn_ctl_server *cs = &c->servers[c->plan->server_ids[b][s]];
+            const struct tn_redis_kv *kv;
+            int st = TN_SERVER_READY;
+
+            if (cs->dirty)
+                continue;
+            snprintf(name, sizeof(name), "%s/%s", be->name, be->servers[s].name);
+            snprintf(what, sizeof(what), "server %s state", name);
+            kv = kv_find(sn->servers, sn->nservers, name);
+            if (kv && (st = tn_server_state_parse(kv->value)) < 0) {
+                record(c, "redis", what, "ignored", "unparsable state in redis");
+                continue;
+            }
+            if (st == cs->state)
+                continue;
+            record(c, "redis", what, tn_server_state_name((enum tn_server_state)cs->state),
+                   tn_server_state_name((enum tn_server_state)st));
+            cs->state = (uint8_t)st;
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
+static int apply_pins(struct tn_ctl *c, const struct tn_redis_snapshot *sn)
+{
+    int changed = 0;
+    size_t i;
+
+    /* drop the pins Redis no longer has (except ours not written yet) */
+    for (i = c->npins; i-- > 0;) {
+        if (c->pins[i].dirty || kv_find(sn->pins, sn->npins, c->pins[i].key))
+            continue;
+        pin_put(c, c->pins[i].key, NULL, 0);
+        changed = 1;
+    }
+    for (i = 0; i < sn->npins; i++) {
+        int found;
+        size_t at = pin_pos(c, sn->pins[i].key, &found);
+
+        if (found && (c->pins[at].dirty ||
+                      (c->pins[at].backend && !strcmp(c->pins[at].backend, sn->pins[i].value))))
+            continue;
+        pin_put(c, sn->pins[i].key, sn->pins[i].value, 0);
+        changed = 1;
+    }
+    if (changed)
+        record(c, "redis", "pins", "", "updated from redis");
+    return changed;
+}
+
+static void on_snapshot(void *arg, const struct tn_redis_snapshot *sn)
+{
+    struct tn_ctl *c = arg;
+    int changed = 0;
+    size_t i;
+
+    if (c->writes_in_flight) { /* it may predate our own write: read again after it */
+        c->resync_after_writes = 1;
+        return;
+    }
+    fit_ids(c);
+    for (i = 0; i < c->plan->nroutes; i++)
+        if (c->plan->routes[i].conf->has_shift && !c->routes[c->plan->routes[i].id].dirty)
+            changed |= apply_route(c, i, sn);
+    changed |= apply_servers(c, sn);
+    changed |= apply_pins(c, sn);
+    if (sn->version != c->version) {
+        c->version = sn->version;
+        changed = 1;
+    }
+    if (changed) {
+        publish(c);
+        save_state(c);
+        reschedule_ramps(c);
+    }
+    tn_redis_report(c->redis, c->version);
+}
+
+/* Redis came back: write what changed here while it was away. */
+static void push_dirty(struct tn_ctl *c)
+{
+    size_t i, b, s;
+    char buf[256];
+
+    for (i = 0; i < c->plan->nroutes; i++) {
+        struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
+        const char *name = c->plan->routes[i].conf->name;
+        struct commit cm = {.who = "sync", .what = name, .from = "", .to = "", .message = "all"};
+
+        if (!cr->dirty)
+            continue;
+        cr->dirty = 0;
+        op(&cm, "weights", name, cr->set ? pct(cr->percent_x100, buf, sizeof(buf)) : NULL);
+        write_redis(c, &cm);
+    }
+    for (b = 0; b < c->plan->conf->nbackends; b++) {
+        const struct tn_conf_backend *be = &c->plan->conf->backends[b];
+
+        for (s = 0; s < be->nservers; s++) {
+            struct tn_ctl_server *cs = &c->servers[c->plan->server_ids[b][s]];
+            struct commit cm = {.who = "sync", .what = buf, .from = "", .to = "",
+                                .message = "all"};
+
+            if (!cs->dirty)
+                continue;
+            cs->dirty = 0;
+            snprintf(buf, sizeof(buf), "%s/%s", be->name, be->servers[s].name);
+            op(&cm, "servers", buf,
+               cs->state == TN_SERVER_READY ? NULL
+                                            : tn_server_state_name((enum tn_server_state)cs->state));
+            write_redis(c, &cm);
+        }
+    }
+    for (i = c->npins; i-- > 0;) {
+        struct commit cm = {.who = "sync", .what = "pin", .from = "", .to = "", .message = "all"};
+
+        if (!c->pins[i].dirty)
+            continue;
+        op(&cm, "pins", c->pins[i].key, c->pins[i].backend);
+        write_redis(c, &cm);
+        if (c->pins[i].backend)
+            c->pins[i].dirty = 0;
+        else
+            pin_put(c, c->pins[i].key, NULL, 0);
+    }
+}
+
+static void on_link(void *arg, enum tn_redis_link link, const char *why)
+{
+    struct tn_ctl *c = arg;
+    int up = link == TN_REDIS_UP;
+
+    copy(c->redis_why, sizeof(c->redis_why), why);
+    if (up == c->redis_up)
+        return;
+    c->redis_up = up;
+    record(c, "redis", "redis link", up ? "down" : "up", up ? "up" : (why ? why : "down"));
+    if (up) {
+        push_dirty(c);
+        tn_redis_report(c->redis, c->version);
+    }
+}
+
+const char *tn_ctl_redis_describe(const struct tn_ctl *c, char *buf, size_t len)
+{
+    if (!c->redis) {
+        snprintf(buf, len, "off");
+        return buf;
+    }
+    return tn_redis_describe(c->redis, buf, len);
+}
+
+int tn_ctl_server_ejected(const struct tn_ctl *c, int backend, int server, uint64_t *until_ms)
+{
+    struct tn_passive_view v;
+
+    tn_passive_get(c->plan->server_ids[backend][server], &v);
+    *until_ms = v.until_ms;
+    return tn_passive_ejected(c->plan->server_ids[backend][server], tn_now_ms());
+}
+
+/* ---- lifecycle ---- */
+
+static void default_node_id(struct tn_ctl *c)
+{
+    const struct tn_conf *conf = c->plan->conf;
+    char host[64] = "turnout";
+    const char *port = "0", *colon;
+
+    if (conf->node_id) {
+        copy(c->node_id, sizeof(c->node_id), conf->node_id);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    if (conf->nlistens && (colon = strrchr(conf->listens[0].addr.text, ':')))
+        port = colon + 1;
+    snprintf(c->node_id, sizeof(c->node_id), "%.40s-%s", host, port);
+}
+
+static void start_redis(struct tn_ctl *c)
+{
+    static const struct tn_redis_cbs cbs_tmpl = {on_snapshot, on_link, NULL};
+    struct tn_redis_cbs cbs = cbs_tmpl;
+    const char *why = NULL;
+
+    if (!c->plan->conf->redis.address && !c->plan->conf->redis.nsentinels)
+        return;
+    cbs.arg = c;
+    c->redis = tn_redis_new(c->base, &c->plan->conf->redis, c->node_id, &cbs, &why);
+    if (!c->redis)
+        tn_log(TN_LOG_ERR, "redis: %s; running without fleet sync", why ? why : "cannot start");
+}
+
+struct tn_ctl *tn_ctl_new(struct event_base *base, struct tn_plan *plan,
+                          const struct tn_ctl_hooks *hooks)
+{
+    struct tn_ctl *c = tn_xcalloc(1, sizeof(*c));
+
+    c->base = base;
+    c->plan = plan;
+    c->hooks = *hooks;
+    c->started_ms = unix_ms();
+    c->generation = 1;
+    default_node_id(c);
+    fit_ids(c);
+    c->ramp_ev = evtimer_new(base, on_ramp_timer, c);
+    c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
+    if (plan->conf->state_file)
+        c->state_file = tn_xstrdup(plan->conf->state_file);
+    return c;
+}
+
+void tn_ctl_start(struct tn_ctl *c)
+{
+    struct timeval half = {0, 500 * 1000};
+    char why[256];
+
+    if (c->state_file && tn_statefile_load(c, c->state_file, why, sizeof(why)) != TN_OK)
+        tn_log(TN_LOG_WARN, "state file %s: %s; starting from the configuration", c->state_file,
+               why);
+    publish(c);
+    reschedule_ramps(c);
+    event_add(c->tick_ev, &half);
+    c->health = tn_health_new(c->base, on_health, c);
+    tn_health_configure(c->health, c->plan);
+    start_redis(c);
+}
+
+static int redis_conf_equal(const struct tn_conf_redis *a, const struct tn_conf_redis *b)
+{
+    size_t i;
+
+#define SAME(x) ((!a->x && !b->x) || (a->x && b->x && !strcmp(a->x, b->x)))
+    if (!SAME(address) || !SAME(password_env) || !SAME(namespace_) || !SAME(master) ||
+        a->nsentinels != b->nsentinels || a->resync_ms != b->resync_ms ||
+        a->connect_timeout_ms != b->connect_timeout_ms)
+        return 0;
+#undef SAME
+    for (i = 0; i < a->nsentinels; i++)
+        if (strcmp(a->sentinels[i].text, b->sentinels[i].text))
+            return 0;
+    return 1;
+}
+
+void tn_ctl_set_plan(struct tn_ctl *c, struct tn_plan *plan)
+{
+    struct tn_plan *old = c->plan;
+    int redis_same = redis_conf_equal(&old->conf->redis, &plan->conf->redis);
+    size_t i;
+
+    c->plan = plan;
+    c->generation++;
+    fit_ids(c);
+    for (i = 0; i < plan->nroutes; i++) {
+        struct tn_ctl_route *cr = &c->routes[plan->routes[i].id];
+        const char *name = plan->routes[i].conf->name;
+        char a[16], b[16], what[96];
+        struct commit cm = {.who = "reload", .what = what, .from = a, .to = b,
+                            .message = "weights"};
+
+        if (!cr->set || cr->conf_x100 == plan->routes[i].percent_x100)
+            continue;
+        /* the file changed this route's percent: the file wins */
+        pct(cr->percent_x100, a, sizeof(a));
+        pct(plan->routes[i].percent_x100, b, sizeof(b));
+        snprintf(what, sizeof(what), "weight %s (the file changed it)", name);
+        cr->set = 0;
+        stop_ramp(c, plan->routes[i].id, &cm, name);
+        op(&cm, "weights", name, NULL);
+        commit(c, &cm);
+    }
+    tn_health_configure(c->health, plan);
+    if (!redis_same) {
+        tn_redis_free(c->redis);
+        c->redis = NULL;
+        c->redis_up = 0;
+        c->writes_in_flight = 0;
+        start_redis(c);
+    }
+    free(c->state_file);
+    c->state_file = plan->conf->state_file ? tn_xstrdup(plan->conf->state_file) : NULL;
+    tn_plan_unref(old);
+    publish(c);
+    reschedule_ramps(c);
+    record(c, "reload", "configuration", "", "plan in force");
+}
+
+void tn_ctl_free(struct tn_ctl *c)
+{
+    if (!c)
+        return;
+    tn_redis_free(c->redis);
+    tn_health_free(c->health);
+    if (c->ramp_ev)
+        event_free(c->ramp_ev);
+    if (c->tick_ev)
+        event_free(c->tick_ev);
+    pins_clear(c);
+    free(c->pins);
+    tn_pins_unref(c->pins_table);
+    free(c->routes);
+    free(c->servers);
+    free(c->events);
+    free(c->state_file);
+    tn_plan_unref(c->plan);
+    free(c);
+}

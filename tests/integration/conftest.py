@@ -11,12 +11,14 @@ turnout_factory  writes a config into tmp_path and starts turnout; at the
 proxy            turnout with the brief's default config (beta pin + 30 %
                  shift) in front of legacy and new, logging to tmp_path.
 connect          opens client connections to a turnout, closed at the end.
+short_dir        a short temporary directory for admin sockets.
 """
 
 import os
 
 import pytest
 
+import admin as admin_mod
 import harness
 from backends import PlatformBackend, RawBackend
 from client import Client
@@ -129,3 +131,11 @@ def proxy(turnout_factory, legacy, new):
     """turnout with the brief's default configuration, access log in tmp_path."""
     return turnout_factory(backends={"legacy": [legacy.address], "new": [new.address]},
                            routes=harness.default_routes(30), access_log="file")
+
+
+@pytest.fixture
+def short_dir():
+    """A short temporary directory for unix sockets (removed at the end)."""
+    d = admin_mod.ShortDir()
+    yield d
+    d.cleanup()

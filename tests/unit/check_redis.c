@@ -5,6 +5,7 @@
  * hiredis's blocking API; the module under test never does. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>

@@ -26,7 +26,11 @@ enum tn_health_state {
 };
 
 /* Called on each transition; why: "HTTP 503", "connect: Connection
- * refused", "timeout after 1000 ms", "passed 2 checks". */
+ * refused", "timeout after 1000 ms", "passed 2 checks". Also, from the loop
+ * after tn_health_configure(), for a DOWN server whose check changed (UP,
+ * "health check changed") or that is no longer checked (UNCHECKED, "no
+ * longer checked"). The callback may call tn_health_configure() or
+ * tn_health_free(). Control thread. */
 typedef void tn_health_fn(void *arg, uint32_t server_id, enum tn_health_state state,
                           const char *why);
 

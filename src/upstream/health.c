@@ -71,6 +71,15 @@ struct hc_server {
     char last[96]; /* the last result, for tn_health_get() */
 };
 
+/* A state change made by tn_health_configure() rather than by a check (a
+ * DOWN server whose check changed restarts UP; one no longer checked is
+ * UNCHECKED), told to the callback from the loop, not from inside the call. */
+struct hc_notice {
+    uint32_t id;
+    enum tn_health_state state;
+    const char *why; /* static */
+};
+
 struct tn_health {
     struct event_base *base;
     tn_health_fn *cb;
@@ -78,6 +87,9 @@ struct tn_health {
     struct hc_server **by_id; /* [server id], NULL when not checked */
     uint32_t cap;
     unsigned gen;
+    struct hc_notice *notices; /* FIFO, told one per on_notice() */
+    size_t nnotices;
+    struct event *notice_ev;
 };
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
@@ -391,6 +403,33 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         check_fail(s, "timeout after %u ms", (unsigned)s->timeout_ms);
 }
 
+/* ---- notices from configure ---- */
+
+static void notice_add(struct tn_health *h, uint32_t id, enum tn_health_state state,
+                       const char *why)
+{
+    h->notices = tn_xrealloc(h->notices, (h->nnotices + 1) * sizeof(*h->notices));
+    h->notices[h->nnotices++] = (struct hc_notice){id, state, why};
+}
+
+/* Tells the oldest notice. One per call, the callback last: it may free h. */
+static void on_notice(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_health *h = arg;
+    struct hc_notice n;
+
+    (void)fd;
+    (void)what;
+    if (!h->nnotices)
+        return;
+    n = h->notices[0];
+    memmove(h->notices, h->notices + 1, --h->nnotices * sizeof(*h->notices));
+    if (h->nnotices)
+        event_active(h->notice_ev, EV_TIMEOUT, 0);
+    if (h->cb)
+        h->cb(h->arg, n.id, n.state, n.why);
+}
+
 /* ---- public ---- */
 
 struct tn_health *tn_health_new(struct event_base *base, tn_health_fn *cb, void *arg)
@@ -400,6 +439,11 @@ struct tn_health *tn_health_new(struct event_base *base, tn_health_fn *cb, void 
     h->base = base;
     h->cb = cb;
     h->arg = arg;
+    h->notice_ev = event_new(base, -1, 0, on_notice, h);
+    if (!h->notice_ev) {
+        tn_log(TN_LOG_ERR, "health: out of memory creating the checker");
+        abort(); /* control plane, like tn_xmalloc */
+    }
     return h;
 }
 
@@ -413,6 +457,8 @@ void tn_health_free(struct tn_health *h)
         if (h->by_id[i])
             server_free(h->by_id[i]);
     free(h->by_id);
+    event_free(h->notice_ev);
+    free(h->notices);
     free(h);
 }
 
@@ -447,7 +493,10 @@ void tn_health_configure(struct tn_health *h, const struct tn_plan *plan)
             grow(h, id);
             s = h->by_id[id];
             if (s && !same_settings(s, &be->health, &be->servers[i])) {
-                server_free(s); /* a different check: starts over */
+                /* a different check: starts over, UP */
+                if (s->health == TN_HEALTH_DOWN)
+                    notice_add(h, id, TN_HEALTH_UP, "health check changed");
+                server_free(s);
                 s = NULL;
             }
             if (!s) {
@@ -460,10 +509,14 @@ void tn_health_configure(struct tn_health *h, const struct tn_plan *plan)
     for (id = 0; id < h->cap; id++) {
         s = h->by_id[id];
         if (s && s->gen != h->gen) {
+            if (s->health == TN_HEALTH_DOWN)
+                notice_add(h, id, TN_HEALTH_UNCHECKED, "no longer checked");
             server_free(s);
             h->by_id[id] = NULL;
         }
     }
+    if (h->nnotices)
+        event_active(h->notice_ev, EV_TIMEOUT, 0);
 }
 
 enum tn_health_state tn_health_get(const struct tn_health *h, uint32_t server_id, const char **last)

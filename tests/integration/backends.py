@@ -405,6 +405,7 @@ class PlatformBackend(_Server):
         self.upload_read_size = upload_read_size
         self.idle_close = idle_close  # seconds: close a keep-alive connection idle that long
         self.response_extra_headers = []  # added to every ordinary response
+        self.health_status = 200  # what GET /healthz answers (health checks)
 
     def serve(self, c):
         rd = _Reader(c.sock, c)
@@ -474,6 +475,11 @@ class PlatformBackend(_Server):
         if len(parts) == 3 and parts[1] == "slow" and parts[2].isdigit():
             if self.stopping.wait(int(parts[2]) / 1000.0):
                 return False
+        if path == "/healthz":
+            body = b"health\n"
+            self._send(c, self.health_status, "Health", [("Content-Length", str(len(body)))]
+                       + close_hdr, body, head_only)
+            return True
         if path == "/upload":
             body = ("%s %d\n" % (req.body_sha256, req.body_len)).encode()
             self._send(c, 200, "OK", [("Content-Length", str(len(body)))] + close_hdr, body,

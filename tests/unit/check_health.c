@@ -739,6 +739,66 @@ START_TEST(health_reconfigure)
 }
 END_TEST
 
+START_TEST(health_reconfigure_notices)
+{
+    struct event_base *base = event_base_new();
+    struct trec rec = {0};
+    struct tsrv t;
+    struct tn_health *h;
+    struct tn_plan *p;
+    char be[1024];
+    uint32_t id1, id2;
+    int n;
+
+    tsrv_start(&t, base, TSRV_ANSWER, 503);
+    snprintf(be, sizeof(be),
+             "  a:\n"
+             "    servers: [{ name: s1, address: \"127.0.0.1:%d\" }]\n"
+             "    health_check: { interval: 40ms, timeout: 40ms, fall: 1 }\n"
+             "  b:\n"
+             "    servers: [{ name: s2, address: \"127.0.0.1:%d\" }]\n"
+             "    health_check: { interval: 40ms, timeout: 40ms, fall: 1 }\n",
+             t.port, t.port);
+    p = plan_from(be);
+    id1 = sid(p, "a", 0);
+    id2 = sid(p, "b", 0);
+    h = tn_health_new(base, on_health, &rec);
+    tn_health_configure(h, p);
+    tn_plan_unref(p);
+    WAIT_FOR(base, 2000, event_of(&rec, id1, 0) && event_of(&rec, id2, 0));
+    ck_assert_int_eq(rec.n, 2);
+
+    /* a's check changes, b loses its health_check: told from the loop */
+    snprintf(be, sizeof(be),
+             "  a:\n"
+             "    servers: [{ name: s1, address: \"127.0.0.1:%d\" }]\n"
+             "    health_check: { interval: 40ms, timeout: 40ms, fall: 1, rise: 3 }\n"
+             "  b:\n"
+             "    servers: [{ name: s2, address: \"127.0.0.1:%d\" }]\n",
+             t.port, t.port);
+    p = plan_from(be);
+    tn_health_configure(h, p);
+    tn_plan_unref(p);
+    ck_assert_int_eq(rec.n, 2); /* nothing from inside the call */
+    ck_assert_int_eq(tn_health_get(h, id1, NULL), TN_HEALTH_UP);
+    ck_assert_int_eq(tn_health_get(h, id2, NULL), TN_HEALTH_UNCHECKED);
+    WAIT_FOR(base, 2000, event_of(&rec, id1, 2) != NULL);
+    ck_assert_int_eq(event_of(&rec, id1, 1)->state, TN_HEALTH_UP);
+    ck_assert_str_eq(event_of(&rec, id1, 1)->why, "health check changed");
+    ck_assert_int_eq(event_of(&rec, id1, 2)->state, TN_HEALTH_DOWN); /* still 503 */
+    ck_assert_str_eq(event_of(&rec, id1, 2)->why, "HTTP 503");
+    ck_assert_int_eq(event_of(&rec, id2, 1)->state, TN_HEALTH_UNCHECKED);
+    ck_assert_str_eq(event_of(&rec, id2, 1)->why, "no longer checked");
+    n = rec.n;
+    run_for(base, 100);
+    ck_assert_ptr_null(event_of(&rec, id2, 2));
+    ck_assert_int_eq(rec.n, n);
+    tn_health_free(h);
+    tsrv_stop(&t);
+    event_base_free(base);
+}
+END_TEST
+
 START_TEST(health_reconfigure_keeps_schedule)
 {
     struct event_base *base = event_base_new();
@@ -894,6 +954,7 @@ int main(void)
     tcase_add_test(ta, health_refused_and_closed);
     tcase_add_test(ta, health_expect_list);
     tcase_add_test(ta, health_reconfigure);
+    tcase_add_test(ta, health_reconfigure_notices);
     tcase_add_test(ta, health_reconfigure_keeps_schedule);
     tcase_add_test(ta, health_free_in_flight);
     tcase_add_test(ta, health_unchecked_and_names);

@@ -693,9 +693,11 @@ static void on_health(void *arg, uint32_t id, enum tn_health_state st, const cha
     fit_ids(c);
     if (id >= c->nservers)
         return;
+    if (c->servers[id].down == (st == TN_HEALTH_DOWN))
+        return; /* no change for routing (e.g. a check removed from an up server) */
     c->servers[id].down = st == TN_HEALTH_DOWN;
     snprintf(what, sizeof(what), "server %s %s", name ? name : "?",
-             st == TN_HEALTH_DOWN ? "down" : "up");
+             st == TN_HEALTH_DOWN ? "down" : st == TN_HEALTH_UP ? "up" : "no longer checked");
     cm.from = st == TN_HEALTH_DOWN ? "up" : "down";
     commit(c, &cm);
 }

@@ -25,8 +25,8 @@
 #define GRAVE_MAX 16
 
 #define REDIS_STATES(X)                                                                            \
-    X(ASK)     /* asking a sentinel for the master address */                                     \
-    X(CONNECT) /* master connections opening: AUTH, ROLE, SUBSCRIBE, first read */               \
+    X(ASK)     /* asking a sentinel for the master address */                                      \
+    X(CONNECT) /* master connections opening: AUTH, ROLE, SUBSCRIBE, first read */                 \
     X(UP)      /* ready: reads and writes flow */                                                  \
     X(WAIT)    /* failed or restarting; the timer starts the next attempt */                       \
     X(CLOSED)  /* tn_redis_free called: nothing reaches the user any more */
@@ -77,8 +77,8 @@ struct tn_redis {
     struct event_base *base;
     struct tn_redis_cbs cbs;
     char *node_id;
-    char *prefix;   /* "turnout:{ns}:" */
-    char *password; /* NULL: no AUTH */
+    char *prefix;      /* "turnout:{ns}:" */
+    char *password;    /* NULL: no AUTH */
     char *master_name; /* Sentinel master name, NULL without sentinels */
     char *key[K_COUNT];
     char *channel;
@@ -88,7 +88,7 @@ struct tn_redis {
     uint32_t resync_ms, connect_timeout_ms;
 
     enum redis_state state;
-    enum tn_redis_link link; /* as last reported through on_link */
+    enum tn_redis_link link;      /* as last reported through on_link */
     redisAsyncContext *cmd, *sub; /* master: commands, `changes` subscription */
     redisAsyncContext *sen;       /* the Sentinel being asked (ASK) */
     redisAsyncContext *sensub;    /* +switch-master subscription on sentinels[sensub_idx] */
@@ -109,8 +109,8 @@ struct tn_redis {
     int read_warned, report_warned;
     uint32_t backoff_ms, retry_ms;
     uint64_t retry_at;
-    char why[256];    /* why the link is down */
-    char logged[256]; /* the last down reason logged at WARN */
+    char why[256];     /* why the link is down */
+    char logged[256];  /* the last down reason logged at WARN */
     char sen_why[192]; /* the last Sentinel failure of this round */
     uint64_t applied;
     int have_applied;
@@ -392,8 +392,8 @@ static void lost(struct tn_redis *r, const redisAsyncContext *ac, const char *wh
     }
     if (ac == r->sen) {
         r->sen = NULL;
-        set_why(r->sen_why, sizeof(r->sen_why), "sentinel %s:%d: %s",
-                r->sentinels[r->sen_cur].host, r->sentinels[r->sen_cur].port, why);
+        set_why(r->sen_why, sizeof(r->sen_why), "sentinel %s:%d: %s", r->sentinels[r->sen_cur].host,
+                r->sentinels[r->sen_cur].port, why);
         if (r->state == ST_ASK)
             ask_next(r);
     } else if (ac == r->sensub) {
@@ -416,8 +416,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    lost(ac->data, ac,
-         status == REDIS_OK || !ac->errstr ? "connection closed" : ac->errstr);
+    lost(ac->data, ac, status == REDIS_OK || !ac->errstr ? "connection closed" : ac->errstr);
 }
 
 /* ---- Sentinel ---- */
@@ -436,13 +435,13 @@ static void on_switch(redisAsyncContext *ac, void *reply, void *privdata)
     msg = rp->element[2]->str;
     if (strncmp(msg, r->master_name, nl) != 0 || msg[nl] != ' ')
         return;
-    tn_log(TN_LOG_INFO, "redis: sentinel: +switch-master %s", msg);
     if (r->state == ST_WAIT) {
+        tn_log(TN_LOG_INFO, "redis: sentinel: +switch-master %s; retrying now", msg);
         r->retry_ms = 0;
         r->retry_at = tn_now_ms();
         arm(r->timer, 0);
     } else if (r->state == ST_CONNECT || r->state == ST_UP) {
-        fail_ex(r, 1, "sentinel: failover of %s", r->master_name);
+        fail_ex(r, 1, "sentinel: +switch-master %s", msg);
     }
 }
 
@@ -485,8 +484,8 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *privdata)
         if (*end == '\0' && port > 0 && port < 65536) {
             memcpy(r->master.host, rp->element[0]->str, rp->element[0]->len + 1);
             r->master.port = (int)port;
-            tn_log(TN_LOG_DEBUG, "redis: sentinel %s:%d: master %s is %s:%d", sen->host,
-                   sen->port, r->master_name, r->master.host, r->master.port);
+            tn_log(TN_LOG_DEBUG, "redis: sentinel %s:%d: master %s is %s:%d", sen->host, sen->port,
+                   r->master_name, r->master.host, r->master.port);
             retire(r, &r->sen);
             r->sen_start = r->sen_cur;
             watch_sentinel(r, r->sen_cur);
@@ -566,7 +565,7 @@ static void on_role(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (rp->type != REDIS_REPLY_ARRAY || rp->elements < 1 ||
         rp->element[0]->type != REDIS_REPLY_STRING || strcmp(rp->element[0]->str, "master") != 0) {
-        fail(r, "ROLE: %s is not the master",  r->master_text);
+        fail(r, "ROLE: %s is not the master", r->master_text);
         return;
     }
     r->cmd_pending--;
@@ -645,7 +644,8 @@ static void connect_master(struct tn_redis *r)
     }
     if (r->password) {
         r->cmd_pending++;
-        if (send_auth(r, r->cmd, on_auth) != REDIS_OK || send_auth(r, r->sub, on_sub_auth) != REDIS_OK)
+        if (send_auth(r, r->cmd, on_auth) != REDIS_OK ||
+            send_auth(r, r->sub, on_sub_auth) != REDIS_OK)
             goto fail;
     } else {
         subscribe_changes(r);
@@ -876,8 +876,8 @@ static void send_report(struct tn_redis *r)
     char json[96];
     const char *argv[] = {"HSET", r->key[K_NODES], r->node_id, json};
 
-    snprintf(json, sizeof(json), "{\"version\":%llu,\"seen\":%llu}",
-             (unsigned long long)r->applied, (unsigned long long)unix_ms());
+    snprintf(json, sizeof(json), "{\"version\":%llu,\"seen\":%llu}", (unsigned long long)r->applied,
+             (unsigned long long)unix_ms());
     if (r->cmd)
         redisAsyncCommandArgv(r->cmd, on_report, r, 4, argv, NULL);
 }
@@ -938,7 +938,9 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     for (i = 0; i < rp->elements; i++) {
         if (rp->element[i]->type == REDIS_REPLY_ERROR) {
             snprintf(err, sizeof(err), "%s: %s",
-                     i < rec->nops ? "HSET/HDEL" : i == rec->nops ? "INCR" : "XADD",
+                     i < rec->nops    ? "HSET/HDEL"
+                     : i == rec->nops ? "INCR"
+                                      : "XADD",
                      rp->element[i]->str);
             write_finish(rec, 0, err);
             return;
@@ -954,8 +956,8 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* Queues MULTI, the ops, INCR, XADD and EXEC; keys are built first so
  * nothing can fail half-way but hiredis itself (then DISCARD). */
-static int queue_write(struct tn_redis *r, const struct tn_redis_change *ch,
-                       struct write_rec *rec, char **keys, const char **xadd, size_t nxadd)
+static int queue_write(struct tn_redis *r, const struct tn_redis_change *ch, struct write_rec *rec,
+                       char **keys, const char **xadd, size_t nxadd)
 {
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *discard[] = {"DISCARD"};
     const char *argv[4];
@@ -1031,8 +1033,7 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
 /* ---- public ---- */
 
 struct tn_redis *tn_redis_new(struct event_base *base, const struct tn_conf_redis *conf,
-                              const char *node_id, const struct tn_redis_cbs *cbs,
-                              const char **why)
+                              const char *node_id, const struct tn_redis_cbs *cbs, const char **why)
 {
     struct tn_redis *r = NULL;
     const char *pw = NULL, *ns = conf->namespace_ ? conf->namespace_ : "default";
@@ -1044,8 +1045,7 @@ struct tn_redis *tn_redis_new(struct event_base *base, const struct tn_conf_redi
         pw = getenv(conf->password_env);
         if (!pw) {
             snprintf(envwhy, sizeof(envwhy),
-                     "redis.password_env: environment variable %s is not set",
-                     conf->password_env);
+                     "redis.password_env: environment variable %s is not set", conf->password_env);
             *why = envwhy;
             return NULL;
         }
@@ -1079,8 +1079,7 @@ struct tn_redis *tn_redis_new(struct event_base *base, const struct tn_conf_redi
     r->timer = evtimer_new(base, on_timer, r);
     r->resync = event_new(base, -1, EV_PERSIST, on_resync, r);
     r->defer = event_new(base, -1, 0, on_defer, r);
-    if (!r->node_id || (pw && !r->password) || !r->channel || !r->timer || !r->resync ||
-        !r->defer)
+    if (!r->node_id || (pw && !r->password) || !r->channel || !r->timer || !r->resync || !r->defer)
         goto oom;
     for (k = 0; k < K_COUNT; k++)
         if (!(r->key[k] = join_key(r->prefix, key_names[k])))

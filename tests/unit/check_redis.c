@@ -5,8 +5,8 @@
  * hiredis's blocking API; the module under test never does. */
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -449,8 +449,7 @@ START_TEST(redis_write_is_one_multi_and_published)
         {.hash = "servers", .field = "green/s1", .value = "maint"},
     };
     static const char *const event[] = {"actor", "admin", "what", "set weight checkout 30", NULL};
-    struct tn_redis_change ch = {
-        .ops = ops, .nops = 2, .event = event, .message = "weights"};
+    struct tn_redis_change ch = {.ops = ops, .nops = 2, .event = event, .message = "weights"};
     static const struct tn_redis_op del[] = {{.hash = "servers", .field = "green/s1"}};
     static const char *const event2[] = {"node", "custom", NULL};
     struct tn_redis_change ch2 = {.ops = del, .nops = 1, .event = event2, .message = "servers"};
@@ -633,7 +632,7 @@ START_TEST(redis_reconnects_after_restart)
     struct probe p;
     struct tn_redis *r;
     redisContext *rc;
-    pid_t pid;
+    pid_t pid, pid2;
     static const struct tn_redis_op ops[] = {{.hash = "weights", .field = "r", .value = "1"}};
     struct tn_redis_change ch = {.ops = ops, .nops = 1, .message = "weights"};
 
@@ -658,7 +657,7 @@ START_TEST(redis_reconnects_after_restart)
     ck_assert_msg(strncmp(desc, "down: ", 6) == 0 || strncmp(desc, "connecting", 10) == 0,
                   "describe: %s", desc);
 
-    start_redis(port, NULL);
+    pid2 = start_redis(port, NULL);
     rc = cli(port, NULL);
     cmd_ok(rc, "SET turnout:rs:version 9"); /* the new server is empty otherwise */
     WAIT_FOR(p.nup >= 2 && p.version == 9, 10000);
@@ -668,8 +667,18 @@ START_TEST(redis_reconnects_after_restart)
     ck_assert_int_eq(tn_redis_write(r, &ch, on_done, &p), TN_OK);
     WAIT_FOR(p.ndone > 0, 5000);
     ck_assert_uint_eq(p.done_version, 10);
-    tn_redis_free(r);
+
+    /* a write queued when the server dies is answered once, with an error */
+    ck_assert_int_eq(tn_redis_write(r, &ch, on_done, &p), TN_OK);
     redisFree(rc);
+    kill_server(pid2);
+    WAIT_FOR(p.ndone > 1 && p.ndown > 1, 5000);
+    ck_assert_int_eq(p.ndone, 2);
+    ck_assert_uint_eq(p.done_version, 0);
+    ck_assert_str_ne(p.done_err, "");
+    WAIT_FOR(0, 300); /* retries keep failing; no second answer */
+    ck_assert_int_eq(p.ndone, 2);
+    tn_redis_free(r);
 }
 END_TEST
 

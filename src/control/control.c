@@ -884,15 +884,15 @@ static void on_snapshot(void *arg, const struct tn_redis_snapshot *sn)
         return;
     }
     fit_ids(c);
+    if (sn->version != c->version) { /* first: the events below carry it */
+        c->version = sn->version;
+        changed = 1;
+    }
     for (i = 0; i < c->plan->nroutes; i++)
         if (c->plan->routes[i].conf->has_shift && !c->routes[c->plan->routes[i].id].dirty)
             changed |= apply_route(c, i, sn);
     changed |= apply_servers(c, sn);
     changed |= apply_pins(c, sn);
-    if (sn->version != c->version) {
-        c->version = sn->version;
-        changed = 1;
-    }
     if (changed) {
         publish(c);
         save_state(c);

@@ -466,6 +466,14 @@ static void watch_sentinel(struct tn_redis *r, size_t idx)
 
 static void connect_master(struct tn_redis *r);
 
+/* A hostname would make hiredis resolve it with a blocking getaddrinfo(). */
+static int numeric_host(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 static void on_master_addr(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct tn_redis *r = privdata;
@@ -481,7 +489,7 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *privdata)
         rp->element[0]->type == REDIS_REPLY_STRING && rp->element[1]->type == REDIS_REPLY_STRING &&
         rp->element[0]->len < sizeof(r->master.host)) {
         port = strtol(rp->element[1]->str, &end, 10);
-        if (*end == '\0' && port > 0 && port < 65536) {
+        if (*end == '\0' && port > 0 && port < 65536 && numeric_host(rp->element[0]->str)) {
             memcpy(r->master.host, rp->element[0]->str, rp->element[0]->len + 1);
             r->master.port = (int)port;
             tn_log(TN_LOG_DEBUG, "redis: sentinel %s:%d: master %s is %s:%d", sen->host, sen->port,
@@ -496,6 +504,10 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *privdata)
     if (rp->type == REDIS_REPLY_ERROR)
         set_why(r->sen_why, sizeof(r->sen_why), "sentinel %s:%d: %s", sen->host, sen->port,
                 rp->str);
+    else if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 2)
+        set_why(r->sen_why, sizeof(r->sen_why),
+                "sentinel %s:%d: master %s is not a numeric host:port", sen->host, sen->port,
+                r->master_name);
     else
         set_why(r->sen_why, sizeof(r->sen_why), "sentinel %s:%d: unknown master %s", sen->host,
                 sen->port, r->master_name);
@@ -1030,6 +1042,31 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
         reap(r);
 }
 
+/* Copies the direct address or the sentinels and master name. */
+static int copy_endpoints(struct tn_redis *r, const struct tn_conf_redis *conf, const char **why)
+{
+    size_t i;
+
+    if (!conf->nsentinels) {
+        *why = "redis.address: not a numeric host:port";
+        return endpoint_from_conf(&conf->addr, &r->direct);
+    }
+    r->master_name = strdup(conf->master);
+    r->sentinels = calloc(conf->nsentinels, sizeof(*r->sentinels));
+    if (!r->master_name || !r->sentinels) {
+        *why = "out of memory";
+        return TN_ERR;
+    }
+    r->nsentinels = conf->nsentinels;
+    for (i = 0; i < conf->nsentinels; i++) {
+        if (endpoint_from_conf(&conf->sentinels[i], &r->sentinels[i]) != TN_OK) {
+            *why = "redis.sentinels: not a numeric host:port";
+            return TN_ERR;
+        }
+    }
+    return TN_OK;
+}
+
 /* ---- public ---- */
 
 struct tn_redis *tn_redis_new(struct event_base *base, const struct tn_conf_redis *conf,
@@ -1038,7 +1075,6 @@ struct tn_redis *tn_redis_new(struct event_base *base, const struct tn_conf_redi
     struct tn_redis *r = NULL;
     const char *pw = NULL, *ns = conf->namespace_ ? conf->namespace_ : "default";
     static char envwhy[160];
-    size_t i;
     int k;
 
     if (conf->password_env) {
@@ -1084,22 +1120,8 @@ struct tn_redis *tn_redis_new(struct event_base *base, const struct tn_conf_redi
     for (k = 0; k < K_COUNT; k++)
         if (!(r->key[k] = join_key(r->prefix, key_names[k])))
             goto oom;
-    if (conf->nsentinels) {
-        r->master_name = strdup(conf->master);
-        r->sentinels = calloc(conf->nsentinels, sizeof(*r->sentinels));
-        if (!r->master_name || !r->sentinels)
-            goto oom;
-        r->nsentinels = conf->nsentinels;
-        for (i = 0; i < conf->nsentinels; i++) {
-            if (endpoint_from_conf(&conf->sentinels[i], &r->sentinels[i]) != TN_OK) {
-                *why = "redis.sentinels: not a numeric host:port";
-                goto fail;
-            }
-        }
-    } else if (endpoint_from_conf(&conf->addr, &r->direct) != TN_OK) {
-        *why = "redis.address: not a numeric host:port";
+    if (copy_endpoints(r, conf, why) != TN_OK)
         goto fail;
-    }
     arm(r->timer, 0); /* the first attempt starts from the loop */
     return r;
 oom:

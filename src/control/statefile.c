@@ -127,6 +127,8 @@ int tn_statefile_write(const struct tn_ctl *c, const char *path, const char **wh
     emit_pins(c, out);
     evbuffer_add_printf(out, "}\n");
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    snprintf(dir, sizeof(dir), "%s", path);
+    (void)mkdir(dirname(dir), 0755); /* a missing parent (one level), e.g. /var/lib/turnout */
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write_all(fd, out) != TN_OK || fsync(fd) < 0) {
         *why = strerror(errno);

@@ -12,6 +12,7 @@ proxy            turnout with the brief's default config (beta pin + 30 %
                  shift) in front of legacy and new, logging to tmp_path.
 connect          opens client connections to a turnout, closed at the end.
 short_dir        a short temporary directory for admin sockets.
+redis_factory    real redis-server / redis-sentinel processes.
 """
 
 import os
@@ -20,6 +21,7 @@ import pytest
 
 import admin as admin_mod
 import harness
+import redis_server
 from backends import PlatformBackend, RawBackend
 from client import Client
 
@@ -139,3 +141,26 @@ def short_dir():
     d = admin_mod.ShortDir()
     yield d
     d.cleanup()
+
+
+@pytest.fixture
+def redis_factory():
+    """redis_factory(**kw) -> a started RedisServer; every one is killed and
+    its directory removed at the end. redis_factory.sentinel(master_port)
+    starts a redis-sentinel the same way."""
+    started = []
+
+    def make(**kw):
+        r = redis_server.RedisServer(**kw)
+        started.append(r)
+        return r.start()
+
+    def sentinel(master_port, **kw):
+        s = redis_server.Sentinel(master_port, **kw)
+        started.append(s)
+        return s.start()
+
+    make.sentinel = sentinel
+    yield make
+    for r in reversed(started):
+        r.cleanup()

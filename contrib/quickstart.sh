@@ -2,8 +2,10 @@
 # contrib/quickstart.sh: the demo. Installs what is missing, builds turnout in
 # build/, starts two demo platforms (separate nginx instances, not the system
 # service: "legacy" on 127.0.0.1:9001 and "new" on 127.0.0.1:9002, each with
-# its config from contrib/demo/ and its pid and logs in build/demo/), then runs
-# turnout in the foreground with conf/turnout.yaml, listening on :8080.
+# its config from contrib/demo/ and its pid and logs in build/demo/), a
+# redis-server for the fleet on 127.0.0.1:6390 and a second turnout node
+# (conf/turnout-node2.yaml, :8081) in the background, then runs turnout in the
+# foreground with conf/turnout.yaml, listening on :8080.
 #
 # stdout carries only turnout's access log (one JSON object per request), so
 #   contrib/quickstart.sh | jq -c '{path, route, backend, bucket, reason}'
@@ -31,13 +33,14 @@ die() { tn_say "quickstart.sh: $*"; exit 1; }
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
-# stop_pidfile FILE: stops the nginx whose pid FILE holds (TERM, then KILL
-# after 5 s); ignores a stale file or a pid that is not nginx.
+# stop_pidfile FILE [COMM]: stops the process whose pid FILE holds (TERM, then
+# KILL after 5 s) if its command name is COMM (default nginx); ignores a stale
+# file or a pid that is something else.
 stop_pidfile() {
-    local pid i
+    local pid i comm=${2:-nginx}
     pid=$(cat "$1" 2>/dev/null) || return 0
     case "$pid" in '' | *[!0-9]*) rm -f "$1"; return 0 ;; esac
-    if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nginx ]; then
+    if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ]; then
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
         alive "$pid" && kill -KILL "$pid" 2>/dev/null
@@ -48,10 +51,12 @@ stop_pidfile() {
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local p
+    stop_pidfile "$RUN/node2.pid" turnout
     for p in $PLATFORMS; do stop_pidfile "$RUN/${p%%:*}.pid"; done
+    stop_pidfile "$RUN/redis.pid" redis-server
     rm -f "$RUN/turnout.pid"
     wait 2>/dev/null || true
-    tn_say "quickstart.sh: demo platforms stopped"
+    tn_say "quickstart.sh: demo platforms, node 2 and redis stopped"
 }
 
 # port_taken PORT: something accepts connections on 127.0.0.1:PORT.
@@ -70,8 +75,10 @@ port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 mkdir -p "$RUN/tmp"
 for p in $PLATFORMS; do stop_pidfile "$RUN/${p%%:*}.pid"; done  # left by a killed run
+stop_pidfile "$RUN/node2.pid" turnout
+stop_pidfile "$RUN/redis.pid" redis-server
 rm -f "$RUN/turnout.pid"
-for port in 9001 9002 8080; do
+for port in 9001 9002 8080 8081 6390; do
     port_taken "$port" && die "port $port is already in use$(command -v ss >/dev/null &&
         ss -Hltnp "sport = :$port" | sed -n '1s/.*users:/ by /p')"
 done
@@ -94,9 +101,24 @@ for p in $PLATFORMS; do
     [ "$got" = "$name" ] || die "$name did not answer on 127.0.0.1:$port (got '$got')"
 done
 
-# ---------------------------------------------------------------- turnout
+# ---------------------------------------------------------------- redis, node 2
+
+redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN" \
+    --logfile "$RUN/redis.log" </dev/null >&2 &
+echo $! >"$RUN/redis.pid"
+for ((i = 0; i < 50; i++)); do
+    [ "$(redis-cli -p 6390 ping 2>/dev/null)" = PONG ] && break
+    alive "$(cat "$RUN/redis.pid")" || die "redis-server exited; see $RUN/redis.log"
+    sleep 0.1
+done
+[ "$(redis-cli -p 6390 ping 2>/dev/null)" = PONG ] || die "redis-server did not answer on 6390"
 
 "$BIN" -t -c "$CONF" >&2 || die "turnout rejected $CONF (see above)"
+"$BIN" -t -c conf/turnout-node2.yaml >&2 || die "turnout rejected conf/turnout-node2.yaml"
+"$BIN" -c conf/turnout-node2.yaml </dev/null >/dev/null 2>"$RUN/node2.stderr" &
+echo $! >"$RUN/node2.pid"
+
+# ---------------------------------------------------------------- turnout
 
 cat >&2 <<EOF
 
@@ -113,9 +135,11 @@ cat >&2 <<EOF
                                                          # about 900 legacy, 100 new
   See the split: the access log below (stdout), one JSON line per request
   with route, backend, key_source, bucket and reason.
-  Change the percent: edit "percent:" in $CONF, then
-    kill -HUP \$(cat $RUN/turnout.pid)
-  Ctrl-C stops turnout and both demo platforms.
+  Change the percent at runtime, on both nodes (node 2 listens on :8081):
+    build/turnoutctl set weight default 25
+    build/turnoutctl -s /run/turnout/admin-2.sock show routes   # 25.00, source redis
+    build/turnoutctl ramp default 50 over 1m                     # then: show events
+  Ctrl-C stops turnout, node 2, redis and both demo platforms.
 
 EOF
 

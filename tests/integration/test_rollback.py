@@ -11,7 +11,10 @@ unique path, so counts are exact), and the access log line (reason and the
 `attempts` list) -- plus X-Turnout-Attempts with debug_headers.
 
 Unless a test is about the budget, the budget is made too large to matter
-(ratio 100 %, a floor of 1000 replays per second).
+(ratio 100 %, a floor of 1000 replays per second). Passive ejection of `new`
+is off (`passive: {failures: 0}`): these tests are about what happens to
+each request; test_runtime.py covers ejection, which sends users of a
+failing `new` straight to `legacy`.
 """
 
 import collections
@@ -49,9 +52,12 @@ def _start(turnout_factory, legacy, new, rollback=None, debug_headers=None, work
         extra["rollback"] = rb
     if debug_headers is not None:
         extra["debug_headers"] = debug_headers
-    return turnout_factory(backends={"legacy": [legacy.address], "new": [new.address]},
-                           routes=routes or SHIFT_ALL, access_log="file", workers=workers,
-                           timeouts=timeouts or {}, extra=extra)
+    t = turnout_factory(backends={"legacy": [legacy.address], "new": [new.address]},
+                        routes=routes or SHIFT_ALL, access_log="file", workers=workers,
+                        timeouts=timeouts or {}, extra=extra, start=False)
+    t.cfg["backends"]["new"]["passive"] = {"failures": 0}
+    t.write_config(t.cfg)
+    return t.start()
 
 
 def _load(t, reqs, nconns=20, timeout=60.0):

@@ -31,7 +31,7 @@ void tn_worker_publish_overlay(struct tn_worker *w, struct tn_overlay *ov);
 int tn_worker_server_usable(const struct tn_worker *w, const struct tn_wplan *wp, int backend,
                             int server, uint64_t now_ms, int ignore_passive);
 
-/* Fills usable[0..nservers) for backend of wp and returns how many are
+/* Fills usable[0..nservers) for backend of wp (at w->now_ms) and returns how many are
  * usable. When none is by health alone but some are ready, passive
  * ejections are ignored (a backend with no alternative is tried rather
  * than refused, as Envoy's panic threshold does). Worker thread. */
@@ -39,7 +39,7 @@ uint32_t tn_worker_usable_servers(const struct tn_worker *w, const struct tn_wpl
                                   int backend, uint8_t *usable);
 
 /* For the router: whether backend of the current view has a server that is
- * up (ready, not down, not ejected). ctx: the worker. */
+ * up (ready, not down, not ejected at w->now_ms). ctx: the worker. */
 int tn_worker_backend_up(void *ctx, int backend);
 
 /* Asks w to exit its loop now. Control thread. */

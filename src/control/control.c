@@ -2,8 +2,8 @@
  * commit(): every change (admin socket, Redis, ramp step, health check,
  * reload) ends there, which publishes a new overlay to the workers, bumps
  * the version, writes the state file, writes Redis (one MULTI, then a
- * PUBLISH) and records an event. Also applies what Redis says, runs the
- * ramp timer and watches health for events. Control thread only. */
+ * PUBLISH; sync.c) and records an event. Also runs the ramp timer and
+ * turns health observations into events. Control thread only. */
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
@@ -16,6 +16,7 @@
 
 #include "turnout/common.h"
 #include "turnout/conf.h"
+#include "turnout/control-int.h"
 #include "turnout/control.h"
 #include "turnout/health.h"
 #include "turnout/ident.h"
@@ -24,17 +25,7 @@
 #include "turnout/redis.h"
 #include "turnout/route.h"
 
-#define MAX_OPS 8 /* Redis hash operations in one change */
-
-/* A change on its way through commit(). */
-struct commit {
-    const char *who, *what, *from, *to;
-    struct tn_redis_op ops[MAX_OPS];
-    size_t nops;
-    const char *message; /* for the `changes` channel; NULL: not written to Redis */
-};
-
-static uint64_t unix_ms(void)
+uint64_t tn_ctl_unix_ms(void)
 {
     struct timeval tv;
 
@@ -42,15 +33,10 @@ static uint64_t unix_ms(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static const char *pct(uint32_t x100, char *buf, size_t len)
-{
-    return tn_percent_str(x100, buf, len);
-}
-
 /* ---- the model ---- */
 
 /* Grows the per-id arrays to the ids that exist now. */
-static void fit_ids(struct tn_ctl *c)
+void tn_ctl_fit_ids(struct tn_ctl *c)
 {
     uint32_t nr = tn_ident_count(TN_IDENT_ROUTE), ns = tn_ident_count(TN_IDENT_SERVER);
 
@@ -67,7 +53,7 @@ static void fit_ids(struct tn_ctl *c)
     tn_passive_reserve(ns);
 }
 
-static int redis_offline(const struct tn_ctl *c)
+int tn_ctl_redis_offline(const struct tn_ctl *c)
 {
     return c->redis && !c->redis_up;
 }
@@ -118,7 +104,7 @@ uint32_t tn_ctl_percent(const struct tn_ctl *c, size_t i, enum tn_source *src)
 }
 
 /* The percent a route id runs at, runtime or configured (plan index i). */
-static uint32_t route_percent(const struct tn_ctl *c, size_t i)
+uint32_t tn_ctl_route_percent(const struct tn_ctl *c, size_t i)
 {
     const struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
 
@@ -127,7 +113,7 @@ static uint32_t route_percent(const struct tn_ctl *c, size_t i)
 
 /* ---- pins: a sorted array ---- */
 
-static size_t pin_pos(const struct tn_ctl *c, const char *key, int *found)
+size_t tn_ctl_pin_pos(const struct tn_ctl *c, const char *key, int *found)
 {
     size_t lo = 0, hi = c->npins;
 
@@ -151,17 +137,17 @@ static size_t pin_pos(const struct tn_ctl *c, const char *key, int *found)
 const struct tn_ctl_pin *tn_ctl_pin_find(const struct tn_ctl *c, const char *key)
 {
     int found;
-    size_t i = pin_pos(c, key, &found);
+    size_t i = tn_ctl_pin_pos(c, key, &found);
 
     return found && c->pins[i].backend ? &c->pins[i] : NULL;
 }
 
 /* Sets (backend) or removes (NULL) key's pin; a removal made while Redis is
  * down stays as a tombstone until written. */
-static void pin_put(struct tn_ctl *c, const char *key, const char *backend, int dirty)
+void tn_ctl_pin_put(struct tn_ctl *c, const char *key, const char *backend, int dirty)
 {
     int found;
-    size_t i = pin_pos(c, key, &found);
+    size_t i = tn_ctl_pin_pos(c, key, &found);
 
     c->pins_changed = 1;
     if (found) {
@@ -190,7 +176,7 @@ static void pin_put(struct tn_ctl *c, const char *key, const char *backend, int 
 
 void tn_ctl_pin_restore(struct tn_ctl *c, const char *key, const char *backend)
 {
-    pin_put(c, key, backend, 0);
+    tn_ctl_pin_put(c, key, backend, 0);
 }
 
 static void pins_clear(struct tn_ctl *c)
@@ -227,12 +213,12 @@ static struct tn_pins *build_pins(const struct tn_ctl *c)
 }
 
 /* Builds the overlay from the model and hands it to the workers. */
-static void publish(struct tn_ctl *c)
+void tn_ctl_publish(struct tn_ctl *c)
 {
     struct tn_overlay *ov;
     uint32_t i;
 
-    fit_ids(c);
+    tn_ctl_fit_ids(c);
     ov = tn_overlay_new(c->nroutes, c->nservers);
     ov->version = c->version;
     for (i = 0; i < c->nroutes; i++) {
@@ -255,7 +241,7 @@ static void publish(struct tn_ctl *c)
     c->hooks.publish(c->hooks.arg, ov);
 }
 
-static void save_state(struct tn_ctl *c)
+void tn_ctl_save(struct tn_ctl *c)
 {
     const char *why = NULL;
 
@@ -272,12 +258,12 @@ static void save_state(struct tn_ctl *c)
 
 /* ---- events ---- */
 
-static void copy(char *dst, size_t len, const char *src)
+void tn_ctl_copy(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "");
 }
 
-static void record(struct tn_ctl *c, const char *who, const char *what, const char *from,
+void tn_ctl_event_add(struct tn_ctl *c, const char *who, const char *what, const char *from,
                    const char *to)
 {
     struct tn_event *e;
@@ -288,20 +274,14 @@ static void record(struct tn_ctl *c, const char *who, const char *what, const ch
     c->events_head = (c->events_head + 1) % TN_CTL_EVENTS;
     if (c->nevents < TN_CTL_EVENTS)
         c->nevents++;
-    e->unix_ms = unix_ms();
+    e->unix_ms = tn_ctl_unix_ms();
     e->version = c->version;
-    copy(e->who, sizeof(e->who), who);
-    copy(e->what, sizeof(e->what), what);
-    copy(e->from, sizeof(e->from), from);
-    copy(e->to, sizeof(e->to), to);
+    tn_ctl_copy(e->who, sizeof(e->who), who);
+    tn_ctl_copy(e->what, sizeof(e->what), what);
+    tn_ctl_copy(e->from, sizeof(e->from), from);
+    tn_ctl_copy(e->to, sizeof(e->to), to);
     tn_log(TN_LOG_INFO, "event v%" PRIu64 ": %s: %s: %s -> %s", e->version, e->who, e->what,
            e->from, e->to);
-}
-
-void tn_ctl_event_add(struct tn_ctl *c, const char *who, const char *what, const char *from,
-                      const char *to)
-{
-    record(c, who, what, from, to);
 }
 
 const struct tn_event *tn_ctl_event(const struct tn_ctl *c, size_t i)
@@ -311,57 +291,19 @@ const struct tn_event *tn_ctl_event(const struct tn_ctl *c, size_t i)
     return &c->events[(c->events_head + TN_CTL_EVENTS - 1 - i) % TN_CTL_EVENTS];
 }
 
-/* ---- Redis ---- */
-
-static void on_written(void *arg, uint64_t version, const char *err)
-{
-    struct tn_ctl *c = arg;
-
-    if (c->writes_in_flight)
-        c->writes_in_flight--;
-    if (!version) {
-        tn_log(TN_LOG_WARN, "redis: a change was not written: %s", err ? err : "?");
-    } else if (version > c->version) {
-        c->version = version;
-        tn_redis_report(c->redis, version);
-    }
-    if (!c->writes_in_flight && c->resync_after_writes) {
-        c->resync_after_writes = 0;
-        tn_redis_resync(c->redis);
-    }
-}
-
-/* Writes cm's ops, version bump and event to Redis; 0 when not written. */
-static int write_redis(struct tn_ctl *c, const struct commit *cm)
-{
-    char ts[24], ver[24];
-    const char *ev[] = {"time", ts,       "node", c->node_id, "who", cm->who, "what", cm->what,
-                        "from", cm->from, "to",   cm->to,     "base", ver,   NULL};
-    struct tn_redis_change ch = {cm->ops, cm->nops, ev, cm->message};
-
-    if (!c->redis || !c->redis_up || !cm->message)
-        return 0;
-    snprintf(ts, sizeof(ts), "%" PRIu64, unix_ms());
-    snprintf(ver, sizeof(ver), "%" PRIu64, c->version);
-    if (tn_redis_write(c->redis, &ch, on_written, c) != TN_OK)
-        return 0;
-    c->writes_in_flight++;
-    return 1;
-}
-
 /* The one control function. The model already holds the change. */
-static void commit(struct tn_ctl *c, const struct commit *cm)
+static void commit(struct tn_ctl *c, const struct tn_ctl_change *cm)
 {
     c->version++; /* Redis's counter replaces it when the write returns */
-    publish(c);
-    save_state(c);
-    write_redis(c, cm);
-    record(c, cm->who, cm->what, cm->from, cm->to);
+    tn_ctl_publish(c);
+    tn_ctl_save(c);
+    tn_ctl_sync_write(c, cm);
+    tn_ctl_event_add(c, cm->who, cm->what, cm->from, cm->to);
 }
 
-static void op(struct commit *cm, const char *hash, const char *field, const char *value)
+void tn_ctl_op(struct tn_ctl_change *cm, const char *hash, const char *field, const char *value)
 {
-    TN_BUG_ON(cm->nops >= MAX_OPS);
+    TN_BUG_ON(cm->nops >= TN_CTL_MAX_OPS);
     cm->ops[cm->nops++] = (struct tn_redis_op){hash, field, value};
 }
 
@@ -393,16 +335,16 @@ static int shift_route(struct tn_ctl *c, const char *name, char *msg, size_t len
 }
 
 /* Ends a ramp on route id (no commit): its Redis entry goes in cm. */
-static void stop_ramp(struct tn_ctl *c, uint32_t id, struct commit *cm, const char *name)
+static void stop_ramp(struct tn_ctl *c, uint32_t id, struct tn_ctl_change *cm, const char *name)
 {
     if (!c->routes[id].ramping)
         return;
     c->routes[id].ramping = 0;
     if (cm)
-        op(cm, "ramps", name, NULL);
+        tn_ctl_op(cm, "ramps", name, NULL);
 }
 
-static void set_route(struct tn_ctl *c, size_t i, uint32_t x100, enum tn_source src)
+void tn_ctl_set_route(struct tn_ctl *c, size_t i, uint32_t x100, enum tn_source src)
 {
     struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
 
@@ -410,16 +352,14 @@ static void set_route(struct tn_ctl *c, size_t i, uint32_t x100, enum tn_source 
     cr->percent_x100 = x100;
     cr->source = (uint8_t)src;
     cr->conf_x100 = c->plan->routes[i].percent_x100;
-    cr->dirty = redis_offline(c);
+    cr->dirty = tn_ctl_redis_offline(c);
 }
-
-static void reschedule_ramps(struct tn_ctl *c);
 
 int tn_ctl_set_weight(struct tn_ctl *c, const char *route, uint32_t x100, enum tn_source src,
                       const char *who, char *msg, size_t len)
 {
     char from[16], to[16], what[96];
-    struct commit cm = {.who = who, .what = what, .from = from, .to = to, .message = "weights"};
+    struct tn_ctl_change cm = {.who = who, .what = what, .from = from, .to = to, .message = "weights"};
     int i = shift_route(c, route, msg, len);
     uint32_t id;
     int had_ramp;
@@ -430,18 +370,18 @@ int tn_ctl_set_weight(struct tn_ctl *c, const char *route, uint32_t x100, enum t
         return errf(msg, len, "percent must be between 0 and 100");
     id = c->plan->routes[i].id;
     had_ramp = c->routes[id].ramping;
-    pct(route_percent(c, (size_t)i), from, sizeof(from));
-    pct(x100, to, sizeof(to));
+    tn_percent_str(tn_ctl_route_percent(c, (size_t)i), from, sizeof(from));
+    tn_percent_str(x100, to, sizeof(to));
     snprintf(what, sizeof(what), "weight %s", route);
     stop_ramp(c, id, &cm, route);
-    set_route(c, (size_t)i, x100, src);
-    op(&cm, "weights", route, to);
+    tn_ctl_set_route(c, (size_t)i, x100, src);
+    tn_ctl_op(&cm, "weights", route, to);
     commit(c, &cm);
     if (had_ramp)
-        reschedule_ramps(c);
+        tn_ctl_reschedule_ramps(c);
     snprintf(msg, len, "weight %s: %s -> %s%s%s", route, from, to,
              had_ramp ? " (ramp cancelled)" : "",
-             redis_offline(c) ? " (redis down: this node only until it returns)" : "");
+             tn_ctl_redis_offline(c) ? " (redis down: this node only until it returns)" : "");
     return TN_OK;
 }
 
@@ -449,7 +389,7 @@ int tn_ctl_ramp(struct tn_ctl *c, const char *route, uint32_t to_x100, uint64_t 
                 uint32_t step_x100, const char *who, char *msg, size_t len)
 {
     char from[16], to[16], what[96], sched[256], detail[160];
-    struct commit cm = {.who = who, .what = what, .from = from, .to = detail, .message = "ramps"};
+    struct tn_ctl_change cm = {.who = who, .what = what, .from = from, .to = detail, .message = "ramps"};
     int i = shift_route(c, route, msg, len);
     struct tn_ctl_route *cr;
     uint32_t cur;
@@ -461,23 +401,23 @@ int tn_ctl_ramp(struct tn_ctl *c, const char *route, uint32_t to_x100, uint64_t 
     if (!duration_ms)
         return errf(msg, len, "the duration must be above 0");
     cr = &c->routes[c->plan->routes[i].id];
-    cur = route_percent(c, (size_t)i);
+    cur = tn_ctl_route_percent(c, (size_t)i);
     if (cur == to_x100)
-        return errf(msg, len, "route %s is already at %s", route, pct(cur, to, sizeof(to)));
-    tn_ramp_init(&cr->ramp, cur, to_x100, duration_ms, step_x100, unix_ms(), c->node_id);
+        return errf(msg, len, "route %s is already at %s", route, tn_percent_str(cur, to, sizeof(to)));
+    tn_ramp_init(&cr->ramp, cur, to_x100, duration_ms, step_x100, tn_ctl_unix_ms(), c->node_id);
     cr->ramping = 1;
-    set_route(c, (size_t)i, cur, TN_SOURCE_RAMP);
-    pct(cur, from, sizeof(from));
-    pct(to_x100, to, sizeof(to));
+    tn_ctl_set_route(c, (size_t)i, cur, TN_SOURCE_RAMP);
+    tn_percent_str(cur, from, sizeof(from));
+    tn_percent_str(to_x100, to, sizeof(to));
     snprintf(what, sizeof(what), "ramp %s", route);
     snprintf(detail, sizeof(detail), "%s over %" PRIu64 " s, %u steps of %u.%02u every %" PRIu64
              " ms", to, duration_ms / 1000, tn_ramp_steps(&cr->ramp), cr->ramp.step_x100 / 100,
              cr->ramp.step_x100 % 100, tn_ramp_interval_ms(&cr->ramp));
     tn_ramp_encode(&cr->ramp, sched, sizeof(sched));
-    op(&cm, "ramps", route, sched);
-    op(&cm, "weights", route, from);
+    tn_ctl_op(&cm, "ramps", route, sched);
+    tn_ctl_op(&cm, "weights", route, from);
     commit(c, &cm);
-    reschedule_ramps(c);
+    tn_ctl_reschedule_ramps(c);
     snprintf(msg, len, "ramp %s: %s -> %s", route, from, detail);
     return TN_OK;
 }
@@ -486,7 +426,7 @@ int tn_ctl_ramp_cancel(struct tn_ctl *c, const char *route, const char *who, cha
                        size_t len)
 {
     char at[16], what[96];
-    struct commit cm = {.who = who, .what = what, .from = "ramping", .to = at, .message = "ramps"};
+    struct tn_ctl_change cm = {.who = who, .what = what, .from = "ramping", .to = at, .message = "ramps"};
     int i = shift_route(c, route, msg, len);
     uint32_t id;
 
@@ -496,12 +436,12 @@ int tn_ctl_ramp_cancel(struct tn_ctl *c, const char *route, const char *who, cha
     if (!c->routes[id].ramping)
         return errf(msg, len, "route %s has no ramp running", route);
     stop_ramp(c, id, &cm, route);
-    set_route(c, (size_t)i, c->routes[id].percent_x100, TN_SOURCE_ADMIN);
-    pct(c->routes[id].percent_x100, at, sizeof(at));
+    tn_ctl_set_route(c, (size_t)i, c->routes[id].percent_x100, TN_SOURCE_ADMIN);
+    tn_percent_str(c->routes[id].percent_x100, at, sizeof(at));
     snprintf(what, sizeof(what), "ramp %s cancelled", route);
-    op(&cm, "weights", route, at);
+    tn_ctl_op(&cm, "weights", route, at);
     commit(c, &cm);
-    reschedule_ramps(c);
+    tn_ctl_reschedule_ramps(c);
     snprintf(msg, len, "ramp %s cancelled at %s", route, at);
     return TN_OK;
 }
@@ -520,25 +460,25 @@ int tn_ctl_rollback(struct tn_ctl *c, const char *route, enum tn_source src, con
         const struct tn_conf_route *r = c->plan->routes[i].conf;
         uint32_t id = c->plan->routes[i].id;
         char from[16], what[96];
-        struct commit cm = {.who = who, .what = what, .from = from, .to = "0.00",
+        struct tn_ctl_change cm = {.who = who, .what = what, .from = from, .to = "0.00",
                             .message = "weights"};
 
         if (!r->has_shift || (route && strcmp(r->name, route)))
             continue;
-        if (!route && route_percent(c, i) == 0 && !c->routes[id].ramping)
+        if (!route && tn_ctl_route_percent(c, i) == 0 && !c->routes[id].ramping)
             continue;
-        pct(route_percent(c, i), from, sizeof(from));
+        tn_percent_str(tn_ctl_route_percent(c, i), from, sizeof(from));
         snprintf(what, sizeof(what), "rollback %s", r->name);
         stop_ramp(c, id, &cm, r->name);
-        set_route(c, i, 0, src);
-        op(&cm, "weights", r->name, "0.00");
+        tn_ctl_set_route(c, i, 0, src);
+        tn_ctl_op(&cm, "weights", r->name, "0.00");
         commit(c, &cm);
         if (off < len)
             off += (size_t)snprintf(msg + off, len - off, "%s%s: %s -> 0.00", n ? "; " : "",
                                     r->name, from);
         n++;
     }
-    reschedule_ramps(c);
+    tn_ctl_reschedule_ramps(c);
     if (!n)
         snprintf(msg, len, "nothing to roll back: every route is at 0");
     else
@@ -550,7 +490,7 @@ int tn_ctl_set_server(struct tn_ctl *c, const char *backend, const char *server,
                       enum tn_server_state st, const char *who, char *msg, size_t len)
 {
     char name[200], what[240];
-    struct commit cm = {.who = who, .what = what, .message = "servers"};
+    struct tn_ctl_change cm = {.who = who, .what = what, .message = "servers"};
     int b = tn_conf_backend_index(c->plan->conf, backend);
     const struct tn_conf_backend *be;
     struct tn_ctl_server *cs;
@@ -573,10 +513,10 @@ int tn_ctl_set_server(struct tn_ctl *c, const char *backend, const char *server,
     cm.to = tn_server_state_name(st);
     snprintf(msg, len, "server %s: %s -> %s", name, cm.from, cm.to);
     cs->state = (uint8_t)st;
-    cs->dirty = (uint8_t)redis_offline(c);
+    cs->dirty = (uint8_t)tn_ctl_redis_offline(c);
     if (st == TN_SERVER_READY)
         tn_passive_clear(id); /* an operator says it is fine: forget its failures */
-    op(&cm, "servers", name, st == TN_SERVER_READY ? NULL : cm.to);
+    tn_ctl_op(&cm, "servers", name, st == TN_SERVER_READY ? NULL : cm.to);
     commit(c, &cm);
     return TN_OK;
 }
@@ -587,18 +527,18 @@ int tn_ctl_pin(struct tn_ctl *c, const char *key, const char *backend, const cha
     char what[300];
     const struct tn_ctl_pin *old = tn_ctl_pin_find(c, key);
     char from[80];
-    struct commit cm = {.who = who, .what = what, .from = from, .message = "pins"};
+    struct tn_ctl_change cm = {.who = who, .what = what, .from = from, .message = "pins"};
 
     if (backend && tn_conf_backend_index(c->plan->conf, backend) < 0)
         return errf(msg, len, "no backend named \"%s\"", backend);
-    copy(from, sizeof(from), old ? old->backend : "none");
+    tn_ctl_copy(from, sizeof(from), old ? old->backend : "none");
     cm.to = backend ? backend : "none";
     snprintf(what, sizeof(what), "pin %s", key);
     snprintf(msg, len, "pin %s: %s -> %s", key, from, cm.to);
     if (!old && !backend)
         return TN_OK; /* nothing to do */
-    pin_put(c, key, backend, redis_offline(c));
-    op(&cm, "pins", key, backend);
+    tn_ctl_pin_put(c, key, backend, tn_ctl_redis_offline(c));
+    tn_ctl_op(&cm, "pins", key, backend);
     commit(c, &cm);
     return TN_OK;
 }
@@ -609,7 +549,7 @@ int tn_ctl_pin(struct tn_ctl *c, const char *key, const char *backend, const cha
  * step to Redis, every node records it. */
 static void step_ramps(struct tn_ctl *c)
 {
-    uint64_t now = unix_ms();
+    uint64_t now = tn_ctl_unix_ms();
     size_t i;
 
     for (i = 0; i < c->plan->nroutes; i++) {
@@ -618,7 +558,7 @@ static void step_ramps(struct tn_ctl *c)
         uint32_t p;
         int done, mine;
         char from[16], to[16], what[96];
-        struct commit cm = {.who = "ramp", .what = what, .from = from, .to = to};
+        struct tn_ctl_change cm = {.who = "ramp", .what = what, .from = from, .to = to};
 
         if (!cr->ramping || !c->plan->routes[i].conf->has_shift)
             continue;
@@ -627,14 +567,14 @@ static void step_ramps(struct tn_ctl *c)
         if (p == cr->percent_x100 && !done)
             continue;
         mine = !strcmp(cr->ramp.origin, c->node_id);
-        pct(cr->percent_x100, from, sizeof(from));
-        pct(p, to, sizeof(to));
+        tn_percent_str(cr->percent_x100, from, sizeof(from));
+        tn_percent_str(p, to, sizeof(to));
         snprintf(what, sizeof(what), done ? "ramp %s done" : "ramp %s step", name);
         if (mine) {
             cm.message = done ? "ramps" : "weights";
-            op(&cm, "weights", name, to);
+            tn_ctl_op(&cm, "weights", name, to);
             if (done)
-                op(&cm, "ramps", name, NULL);
+                tn_ctl_op(&cm, "ramps", name, NULL);
         }
         if (done)
             cr->ramping = 0;
@@ -645,9 +585,9 @@ static void step_ramps(struct tn_ctl *c)
     }
 }
 
-static void reschedule_ramps(struct tn_ctl *c)
+void tn_ctl_reschedule_ramps(struct tn_ctl *c)
 {
-    uint64_t now = unix_ms(), next = 0;
+    uint64_t now = tn_ctl_unix_ms(), next = 0;
     size_t i;
 
     for (i = 0; i < c->plan->nroutes; i++) {
@@ -678,7 +618,7 @@ static void on_ramp_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     step_ramps(c);
-    reschedule_ramps(c);
+    tn_ctl_reschedule_ramps(c);
 }
 
 /* ---- health ---- */
@@ -688,9 +628,9 @@ static void on_health(void *arg, uint32_t id, enum tn_health_state st, const cha
     struct tn_ctl *c = arg;
     const char *name = tn_ident_name(TN_IDENT_SERVER, id);
     char what[200];
-    struct commit cm = {.who = "health", .what = what, .from = "", .to = why};
+    struct tn_ctl_change cm = {.who = "health", .what = what, .from = "", .to = why};
 
-    fit_ids(c);
+    tn_ctl_fit_ids(c);
     if (id >= c->nservers)
         return;
     if (c->servers[id].down == (st == TN_HEALTH_DOWN))
@@ -725,7 +665,7 @@ static void on_tick(evutil_socket_t fd, short what_, void *arg)
             c->servers[id].ejected = (uint8_t)ej;
             snprintf(what, sizeof(what), "server %s/%s passive health", be->name,
                      be->servers[s].name);
-            record(c, "health", what, ej ? "in" : "ejected",
+            tn_ctl_event_add(c, "health", what, ej ? "in" : "ejected",
                    ej ? "ejected (consecutive failures)" : "back in");
         }
     }
@@ -745,234 +685,8 @@ static void on_tick(evutil_socket_t fd, short what_, void *arg)
         snprintf(to, sizeof(to), down ? "every server of %s is down: users go to %s"
                                       : "%s is up again: the percent applies",
                  r->shift_to, r->shift_from);
-        record(c, "health", what, down ? "normal" : "to down", to);
+        tn_ctl_event_add(c, "health", what, down ? "normal" : "to down", to);
     }
-}
-
-/* ---- Redis callbacks ---- */
-
-static const struct tn_redis_kv *kv_find(const struct tn_redis_kv *kv, size_t n, const char *k)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (!strcmp(kv[i].key, k))
-            return &kv[i];
-    return NULL;
-}
-
-/* Applies one route's Redis weight and ramp; returns 1 when it changed. */
-static int apply_route(struct tn_ctl *c, size_t i, const struct tn_redis_snapshot *sn)
-{
-    const char *name = c->plan->routes[i].conf->name;
-    struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
-    const struct tn_redis_kv *w = kv_find(sn->weights, sn->nweights, name);
-    const struct tn_redis_kv *r = kv_find(sn->ramps, sn->nramps, name);
-    uint32_t before = route_percent(c, i), x100;
-    char a[16], b[16], what[96];
-    struct tn_ramp ramp;
-
-    snprintf(what, sizeof(what), "weight %s", name);
-    if (r && tn_ramp_decode(r->value, &ramp) != TN_OK) {
-        record(c, "redis", what, "ignored", "unparsable ramp in redis");
-        r = NULL;
-    }
-    if (r) {
-        int changed = !cr->ramping || memcmp(&cr->ramp, &ramp, sizeof(ramp));
-
-        cr->ramp = ramp;
-        cr->ramping = 1;
-        x100 = tn_ramp_percent(&ramp, unix_ms());
-        set_route(c, i, x100, TN_SOURCE_RAMP);
-        cr->dirty = 0;
-        if (changed)
-            record(c, "redis", what, pct(before, a, sizeof(a)), "ramp from redis");
-        return changed || x100 != before;
-    }
-    cr->ramping = 0;
-    if (w && tn_conf_parse_percent(w->value, &x100) != TN_OK) {
-        record(c, "redis", what, "ignored", "unparsable percent in redis");
-        tn_log(TN_LOG_WARN, "redis: weights %s = \"%.40s\" is not a percent; ignored", name,
-               w->value);
-        return 0;
-    }
-    if (w) {
-        if (cr->set && cr->percent_x100 == x100)
-            return 0;
-        set_route(c, i, x100, TN_SOURCE_REDIS);
-        cr->dirty = 0;
-        record(c, "redis", what, pct(before, a, sizeof(a)), pct(x100, b, sizeof(b)));
-        return 1;
-    }
-    if (!cr->set)
-        return 0;
-    cr->set = 0; /* gone from Redis: the file's percent again */
-    record(c, "redis", what, pct(before, a, sizeof(a)),
-           pct(c->plan->routes[i].percent_x100, b, sizeof(b)));
-    return 1;
-}
-
-static int apply_servers(struct tn_ctl *c, const struct tn_redis_snapshot *sn)
-{
-    char name[200], what[240];
-    int changed = 0;
-    size_t b, s;
-
-    for (b = 0; b < c->plan->conf->nbackends; b++) {
-        const struct tn_conf_backend *be = &c->plan->conf->backends[b];
-
-        for (s = 0; s < be->nservers; s++) {
-            struct tn_ctl_server *cs = &c->servers[c->plan->server_ids[b][s]];
-            const struct tn_redis_kv *kv;
-            int st = TN_SERVER_READY;
-
-            if (cs->dirty)
-                continue;
-            snprintf(name, sizeof(name), "%s/%s", be->name, be->servers[s].name);
-            snprintf(what, sizeof(what), "server %s state", name);
-            kv = kv_find(sn->servers, sn->nservers, name);
-            if (kv && (st = tn_server_state_parse(kv->value)) < 0) {
-                record(c, "redis", what, "ignored", "unparsable state in redis");
-                continue;
-            }
-            if (st == cs->state)
-                continue;
-            record(c, "redis", what, tn_server_state_name((enum tn_server_state)cs->state),
-                   tn_server_state_name((enum tn_server_state)st));
-            cs->state = (uint8_t)st;
-            changed = 1;
-        }
-    }
-    return changed;
-}
-
-static int apply_pins(struct tn_ctl *c, const struct tn_redis_snapshot *sn)
-{
-    int changed = 0;
-    size_t i;
-
-    /* drop the pins Redis no longer has (except ours not written yet) */
-    for (i = c->npins; i-- > 0;) {
-        if (c->pins[i].dirty || kv_find(sn->pins, sn->npins, c->pins[i].key))
-            continue;
-        pin_put(c, c->pins[i].key, NULL, 0);
-        changed = 1;
-    }
-    for (i = 0; i < sn->npins; i++) {
-        int found;
-        size_t at = pin_pos(c, sn->pins[i].key, &found);
-
-        if (found && (c->pins[at].dirty ||
-                      (c->pins[at].backend && !strcmp(c->pins[at].backend, sn->pins[i].value))))
-            continue;
-        pin_put(c, sn->pins[i].key, sn->pins[i].value, 0);
-        changed = 1;
-    }
-    if (changed)
-        record(c, "redis", "pins", "", "updated from redis");
-    return changed;
-}
-
-static void on_snapshot(void *arg, const struct tn_redis_snapshot *sn)
-{
-    struct tn_ctl *c = arg;
-    int changed = 0;
-    size_t i;
-
-    if (c->writes_in_flight) { /* it may predate our own write: read again after it */
-        c->resync_after_writes = 1;
-        return;
-    }
-    fit_ids(c);
-    if (sn->version != c->version) { /* first: the events below carry it */
-        c->version = sn->version;
-        changed = 1;
-    }
-    for (i = 0; i < c->plan->nroutes; i++)
-        if (c->plan->routes[i].conf->has_shift && !c->routes[c->plan->routes[i].id].dirty)
-            changed |= apply_route(c, i, sn);
-    changed |= apply_servers(c, sn);
-    changed |= apply_pins(c, sn);
-    if (changed) {
-        publish(c);
-        save_state(c);
-        reschedule_ramps(c);
-    }
-    tn_redis_report(c->redis, c->version);
-}
-
-/* Redis came back: write what changed here while it was away. */
-static void push_dirty(struct tn_ctl *c)
-{
-    size_t i, b, s;
-    char buf[256];
-
-    for (i = 0; i < c->plan->nroutes; i++) {
-        struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
-        const char *name = c->plan->routes[i].conf->name;
-        struct commit cm = {.who = "sync", .what = name, .from = "", .to = "", .message = "all"};
-
-        if (!cr->dirty)
-            continue;
-        cr->dirty = 0;
-        op(&cm, "weights", name, cr->set ? pct(cr->percent_x100, buf, sizeof(buf)) : NULL);
-        write_redis(c, &cm);
-    }
-    for (b = 0; b < c->plan->conf->nbackends; b++) {
-        const struct tn_conf_backend *be = &c->plan->conf->backends[b];
-
-        for (s = 0; s < be->nservers; s++) {
-            struct tn_ctl_server *cs = &c->servers[c->plan->server_ids[b][s]];
-            struct commit cm = {.who = "sync", .what = buf, .from = "", .to = "",
-                                .message = "all"};
-
-            if (!cs->dirty)
-                continue;
-            cs->dirty = 0;
-            snprintf(buf, sizeof(buf), "%s/%s", be->name, be->servers[s].name);
-            op(&cm, "servers", buf,
-               cs->state == TN_SERVER_READY ? NULL
-                                            : tn_server_state_name((enum tn_server_state)cs->state));
-            write_redis(c, &cm);
-        }
-    }
-    for (i = c->npins; i-- > 0;) {
-        struct commit cm = {.who = "sync", .what = "pin", .from = "", .to = "", .message = "all"};
-
-        if (!c->pins[i].dirty)
-            continue;
-        op(&cm, "pins", c->pins[i].key, c->pins[i].backend);
-        write_redis(c, &cm);
-        if (c->pins[i].backend)
-            c->pins[i].dirty = 0;
-        else
-            pin_put(c, c->pins[i].key, NULL, 0);
-    }
-}
-
-static void on_link(void *arg, enum tn_redis_link link, const char *why)
-{
-    struct tn_ctl *c = arg;
-    int up = link == TN_REDIS_UP;
-
-    copy(c->redis_why, sizeof(c->redis_why), why);
-    if (up == c->redis_up)
-        return;
-    c->redis_up = up;
-    record(c, "redis", "redis link", up ? "down" : "up", up ? "up" : (why ? why : "down"));
-    if (up) {
-        push_dirty(c);
-        tn_redis_report(c->redis, c->version);
-    }
-}
-
-const char *tn_ctl_redis_describe(const struct tn_ctl *c, char *buf, size_t len)
-{
-    if (!c->redis) {
-        snprintf(buf, len, "off");
-        return buf;
-    }
-    return tn_redis_describe(c->redis, buf, len);
 }
 
 int tn_ctl_server_ejected(const struct tn_ctl *c, int backend, int server, uint64_t *until_ms)
@@ -993,27 +707,13 @@ static void default_node_id(struct tn_ctl *c)
     const char *port = "0", *colon;
 
     if (conf->node_id) {
-        copy(c->node_id, sizeof(c->node_id), conf->node_id);
+        tn_ctl_copy(c->node_id, sizeof(c->node_id), conf->node_id);
         return;
     }
     gethostname(host, sizeof(host) - 1);
     if (conf->nlistens && (colon = strrchr(conf->listens[0].addr.text, ':')))
         port = colon + 1;
     snprintf(c->node_id, sizeof(c->node_id), "%.40s-%s", host, port);
-}
-
-static void start_redis(struct tn_ctl *c)
-{
-    static const struct tn_redis_cbs cbs_tmpl = {on_snapshot, on_link, NULL};
-    struct tn_redis_cbs cbs = cbs_tmpl;
-    const char *why = NULL;
-
-    if (!c->plan->conf->redis.address && !c->plan->conf->redis.nsentinels)
-        return;
-    cbs.arg = c;
-    c->redis = tn_redis_new(c->base, &c->plan->conf->redis, c->node_id, &cbs, &why);
-    if (!c->redis)
-        tn_log(TN_LOG_ERR, "redis: %s; running without fleet sync", why ? why : "cannot start");
 }
 
 struct tn_ctl *tn_ctl_new(struct event_base *base, struct tn_plan *plan,
@@ -1024,10 +724,10 @@ struct tn_ctl *tn_ctl_new(struct event_base *base, struct tn_plan *plan,
     c->base = base;
     c->plan = plan;
     c->hooks = *hooks;
-    c->started_ms = unix_ms();
+    c->started_ms = tn_ctl_unix_ms();
     c->generation = 1;
     default_node_id(c);
-    fit_ids(c);
+    tn_ctl_fit_ids(c);
     c->ramp_ev = evtimer_new(base, on_ramp_timer, c);
     c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
     if (plan->conf->state_file)
@@ -1043,55 +743,39 @@ void tn_ctl_start(struct tn_ctl *c)
     if (c->state_file && tn_statefile_load(c, c->state_file, why, sizeof(why)) != TN_OK)
         tn_log(TN_LOG_WARN, "state file %s: %s; starting from the configuration", c->state_file,
                why);
-    publish(c);
-    reschedule_ramps(c);
+    tn_ctl_publish(c);
+    tn_ctl_reschedule_ramps(c);
     event_add(c->tick_ev, &half);
     c->health = tn_health_new(c->base, on_health, c);
     tn_health_configure(c->health, c->plan);
-    start_redis(c);
-}
-
-static int redis_conf_equal(const struct tn_conf_redis *a, const struct tn_conf_redis *b)
-{
-    size_t i;
-
-#define SAME(x) ((!a->x && !b->x) || (a->x && b->x && !strcmp(a->x, b->x)))
-    if (!SAME(address) || !SAME(password_env) || !SAME(namespace_) || !SAME(master) ||
-        a->nsentinels != b->nsentinels || a->resync_ms != b->resync_ms ||
-        a->connect_timeout_ms != b->connect_timeout_ms)
-        return 0;
-#undef SAME
-    for (i = 0; i < a->nsentinels; i++)
-        if (strcmp(a->sentinels[i].text, b->sentinels[i].text))
-            return 0;
-    return 1;
+    tn_ctl_sync_start(c);
 }
 
 void tn_ctl_set_plan(struct tn_ctl *c, struct tn_plan *plan)
 {
     struct tn_plan *old = c->plan;
-    int redis_same = redis_conf_equal(&old->conf->redis, &plan->conf->redis);
+    int redis_same = tn_ctl_sync_same(&old->conf->redis, &plan->conf->redis);
     size_t i;
 
     c->plan = plan;
     c->generation++;
-    fit_ids(c);
+    tn_ctl_fit_ids(c);
     for (i = 0; i < plan->nroutes; i++) {
         struct tn_ctl_route *cr = &c->routes[plan->routes[i].id];
         const char *name = plan->routes[i].conf->name;
         char a[16], b[16], what[96];
-        struct commit cm = {.who = "reload", .what = what, .from = a, .to = b,
+        struct tn_ctl_change cm = {.who = "reload", .what = what, .from = a, .to = b,
                             .message = "weights"};
 
         if (!cr->set || cr->conf_x100 == plan->routes[i].percent_x100)
             continue;
         /* the file changed this route's percent: the file wins */
-        pct(cr->percent_x100, a, sizeof(a));
-        pct(plan->routes[i].percent_x100, b, sizeof(b));
+        tn_percent_str(cr->percent_x100, a, sizeof(a));
+        tn_percent_str(plan->routes[i].percent_x100, b, sizeof(b));
         snprintf(what, sizeof(what), "weight %s (the file changed it)", name);
         cr->set = 0;
         stop_ramp(c, plan->routes[i].id, &cm, name);
-        op(&cm, "weights", name, NULL);
+        tn_ctl_op(&cm, "weights", name, NULL);
         commit(c, &cm);
     }
     tn_health_configure(c->health, plan);
@@ -1100,14 +784,14 @@ void tn_ctl_set_plan(struct tn_ctl *c, struct tn_plan *plan)
         c->redis = NULL;
         c->redis_up = 0;
         c->writes_in_flight = 0;
-        start_redis(c);
+        tn_ctl_sync_start(c);
     }
     free(c->state_file);
     c->state_file = plan->conf->state_file ? tn_xstrdup(plan->conf->state_file) : NULL;
     tn_plan_unref(old);
-    publish(c);
-    reschedule_ramps(c);
-    record(c, "reload", "configuration", "", "plan in force");
+    tn_ctl_publish(c);
+    tn_ctl_reschedule_ramps(c);
+    tn_ctl_event_add(c, "reload", "configuration", "", "plan in force");
 }
 
 void tn_ctl_free(struct tn_ctl *c)

@@ -230,7 +230,7 @@ uint32_t tn_worker_usable_servers(const struct tn_worker *w, const struct tn_wpl
                                   int backend, uint8_t *usable)
 {
     const struct tn_conf_backend *b = &wp->plan->conf->backends[backend];
-    uint64_t now = tn_now_ms();
+    uint64_t now = w->now_ms;
     uint32_t n = 0, ready = 0;
     size_t i;
 
@@ -253,7 +253,7 @@ int tn_worker_backend_up(void *ctx, int backend)
 {
     const struct tn_worker *w = ctx;
     const struct tn_conf_backend *b = &w->wp->plan->conf->backends[backend];
-    uint64_t now = tn_now_ms();
+    uint64_t now = w->now_ms;
     size_t i;
 
     for (i = 0; i < b->nservers; i++)

@@ -333,7 +333,7 @@ static void observe_server(struct tn_stream *s, const struct tn_attempt *a, int 
     const struct tn_plan *p = s->wp->plan;
 
     if (tn_passive_report(p->server_ids[a->backend][a->server], failed,
-                          &p->conf->backends[a->backend].passive, tn_now_ms()))
+                          &p->conf->backends[a->backend].passive, a->start_us / 1000))
         tn_log(TN_LOG_WARN, "server %s/%s ejected after failures (passive health)",
                p->conf->backends[a->backend].name,
                p->conf->backends[a->backend].servers[a->server].name);
@@ -355,6 +355,7 @@ static int start_attempt(struct tn_stream *s, int backend, int server, int fresh
     if (server < 0) {
         struct tn_worker *w = s->w;
 
+        w->now_ms = (resend ? tn_now_us() : s->start_us) / 1000;
         if (tn_worker_usable_servers(w, s->wp, backend, w->usable))
             server = tn_balance_pick(&s->wp->balance[backend], &conf->backends[backend], w->usable);
     }
@@ -526,6 +527,7 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
     rq.nhdrs = s->req.nfields;
     rq.client_ip = s->client_ip;
     rq.ov = w->ov;
+    w->now_ms = s->start_us / 1000;
     rq.backend_up = tn_worker_backend_up;
     rq.up_ctx = w;
     if (tn_route_decide(s->wp->plan, &rq, w->md, &s->dec) != TN_OK)

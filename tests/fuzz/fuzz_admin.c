@@ -14,6 +14,7 @@
 #include "turnout/common.h"
 #include "turnout/conf.h"
 #include "turnout/control.h"
+#include "turnout/log.h"
 #include "turnout/overlay.h"
 #include "turnout/route.h"
 
@@ -69,8 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > 16 * 1024 || !out)
         return 0;
-    if (!base)
+    if (!base) {
         base = event_base_new();
+        tn_log_level = -1; /* events are logged: keep the fuzzer quiet */
+    }
     conf = tn_conf_load_string("fuzz.yaml", config, sizeof(config) - 1, &err);
     if (!conf || !(plan = tn_plan_new(conf, 1, &err)))
         abort();

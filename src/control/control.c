@@ -296,8 +296,8 @@ static void commit(struct tn_ctl *c, const struct tn_ctl_change *cm)
 {
     c->version++; /* Redis's counter replaces it when the write returns */
     tn_ctl_publish(c);
+    tn_ctl_sync_write(c, cm); /* before the fsync of the state file: the fleet first */
     tn_ctl_save(c);
-    tn_ctl_sync_write(c, cm);
     tn_ctl_event_add(c, cm->who, cm->what, cm->from, cm->to);
 }
 

@@ -213,12 +213,18 @@ static void push_dirty(struct tn_ctl *c)
     for (i = 0; i < c->plan->nroutes; i++) {
         struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
         const char *name = c->plan->routes[i].conf->name;
-        struct tn_ctl_change cm = {.who = "sync", .what = name, .from = "", .to = "", .message = "all"};
+        struct tn_ctl_change cm = {.who = "sync", .what = name, .from = "", .to = "",
+                                   .message = "all"};
+        char sched[256];
 
         if (!cr->dirty)
             continue;
         cr->dirty = 0;
-        tn_ctl_op(&cm, "weights", name, cr->set ? tn_percent_str(cr->percent_x100, buf, sizeof(buf)) : NULL);
+        tn_ctl_op(&cm, "weights", name,
+                  cr->set ? tn_percent_str(cr->percent_x100, buf, sizeof(buf)) : NULL);
+        if (cr->ramping)
+            tn_ramp_encode(&cr->ramp, sched, sizeof(sched));
+        tn_ctl_op(&cm, "ramps", name, cr->ramping ? sched : NULL);
         tn_ctl_sync_write(c, &cm);
     }
     for (b = 0; b < c->plan->conf->nbackends; b++) {

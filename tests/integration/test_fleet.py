@@ -245,3 +245,22 @@ def test_sentinel_failover_is_followed(turnout_factory, legacy, new, short_dir, 
     cmd(a.sock, "set weight default 31")
     wait_percent(b.sock, "default", 31, timeout=3, source="redis")
     assert replica.client().hget("turnout:%s:weights" % NS, "default") == "31.00"
+
+
+def test_a_ramp_started_while_redis_is_down_reaches_the_fleet_when_it_returns(
+        pair, redis_factory):
+    r, a, b = pair
+    r.stop()
+    harness.wait_until(lambda: not jcmd(a.sock, "show info")["redis"]["up"], 5, "redis down")
+    cmd(a.sock, "ramp default 14 over 3s step 2")
+    r2 = redis_factory(port=r.port)
+    for t in (a, b):
+        wait_redis_up(t)
+    wait_percent(b.sock, "default", 14, timeout=10)
+    wait_percent(a.sock, "default", 14, timeout=10)
+    steps = [e for e in jcmd(b.sock, "show events 100") if e["what"].startswith("ramp default")
+             or e["to"] == "ramp from redis"]
+    assert steps, "node b never saw the ramp"
+    harness.wait_until(lambda: r2.client().hget("turnout:%s:weights" % NS, "default") == "14.00",
+                       5, "the final step in redis")
+    assert_split(b, 14)

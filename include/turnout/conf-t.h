@@ -123,7 +123,7 @@ struct tn_conf_segment {
     char *name;
     enum tn_segment_kind kind;
     char *source; /* header/cookie/query name, or the Redis set name */
-    char *equals; /* exactly one of equals/regex for header/cookie/query */
+    struct tn_conf_strlist equals; /* values (one or a list); exclusive with regex */
     char *regex;
 };
 

@@ -63,6 +63,44 @@ struct tn_conf_key {
     const struct tn_conf_key *sub; /* MAP: the nested table */
 };
 
+/* Reads a whole regular file of at most 16 MiB (a device catalog...).
+ * Returns malloc'd NUL-terminated text and *len, or NULL with errno. */
+char *tn_conf_read_file(const char *path, size_t *len);
+
+/* Key table rows: KEY(name, type, struct, field) and friends. */
+#define KEY(nm, ty, st, f)                                                                         \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f)                                             \
+    }
+#define KREQ(nm, ty, st, f)                                                                        \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f), .flags = TN_CONF_K_REQUIRED                \
+    }
+#define KCHK(nm, ty, st, f, chk)                                                                   \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f), .check = chk                               \
+    }
+#define KU32(nm, st, f, lo, hi)                                                                    \
+    {                                                                                              \
+        .name = nm, .type = TN_CONF_U32, .off = offsetof(st, f), .min = lo, .max = hi              \
+    }
+#define KMIN(nm, ty, st, f, lo)                                                                    \
+    {                                                                                              \
+        .name = nm, .type = ty, .off = offsetof(st, f), .min = lo                                  \
+    }
+#define KFN(nm, st, f, func)                                                                       \
+    {                                                                                              \
+        .name = nm, .type = TN_CONF_FUNC, .off = offsetof(st, f), .fn = func                       \
+    }
+#define KMAP(nm, st, f, tab)                                                                       \
+    {                                                                                              \
+        .name = nm, .type = TN_CONF_MAP, .off = offsetof(st, f), .sub = tab                        \
+    }
+#define KEND                                                                                       \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
+
 /* Appends "file:line:column: <text>\n" using n's start mark (NULL: 1:1). */
 void tn_conf_err(struct tn_conf_ctx *cx, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -60,6 +60,15 @@ struct tn_pins {
     struct tn_pin *slots; /* key NULL: empty slot */
 };
 
+struct tn_geodb;
+struct tn_strset;
+
+/* A segment's Redis set as last loaded. */
+struct tn_ov_set {
+    char *name;           /* the set's name (segment `redis_set:`) */
+    struct tn_strset *set; /* one reference */
+};
+
 struct tn_overlay {
     atomic_uint refs;
     uint64_t version;          /* the runtime version it reflects */
@@ -69,6 +78,9 @@ struct tn_overlay {
     uint8_t *server_state;     /* enum tn_server_state */
     uint8_t *server_down;      /* 1: the active health check says down */
     struct tn_pins *pins;      /* one reference; never NULL */
+    struct tn_geodb *geodb;    /* the GeoIP database in force (one reference) or NULL */
+    struct tn_ov_set *sets;    /* Redis segment sets loaded so far */
+    size_t nsets;
 };
 
 #endif

@@ -37,6 +37,9 @@ static inline int tn_overlay_server_ok(const struct tn_overlay *ov, uint32_t ser
     return ov->server_state[server_id] == TN_SERVER_READY && !ov->server_down[server_id];
 }
 
+/* The loaded Redis set called name, or NULL. Any thread. */
+const struct tn_strset *tn_overlay_set(const struct tn_overlay *ov, const char *name);
+
 /* Names: "config", "admin", ...; "ready", "drain", "maint". */
 const char *tn_source_name(enum tn_source s);
 const char *tn_server_state_name(enum tn_server_state s);

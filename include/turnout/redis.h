@@ -15,6 +15,7 @@
 #include "turnout/conf-t.h"
 
 struct event_base;
+struct redisReply;
 struct tn_redis;
 
 enum tn_redis_link {
@@ -64,6 +65,12 @@ struct tn_redis_change {
  * failure, then err says why). */
 typedef void tn_redis_done_fn(void *arg, uint64_t version, const char *err);
 
+/* The answer to tn_redis_command: reply (borrowed until the callback
+ * returns) with err NULL, or reply NULL and err saying why: Redis's error
+ * reply ("WRONGTYPE Operation against a key ..."), "redis connection lost",
+ * "shutting down" (tn_redis_free). */
+typedef void tn_redis_reply_fn(void *arg, const struct redisReply *reply, const char *err);
+
 struct tn_redis_cbs {
     /* A full read completed (after connect, on a `changes` message, on
      * resync). Strings are borrowed until the callback returns. */
@@ -71,6 +78,12 @@ struct tn_redis_cbs {
     /* The link changed state; why is a short human reason or NULL. */
     void (*on_link)(void *arg, enum tn_redis_link link, const char *why);
     void *arg;
+    /* Every message on `changes` (payload borrowed until the callback
+     * returns), before the client acts on it: a message starting with
+     * "segment:" names a segment set (loaded separately, e.g. by
+     * turnout/setload.h) and triggers no full read; any other does. May be
+     * NULL. */
+    void (*on_message)(void *arg, const char *payload);
 };
 
 /* Starts connecting (returns at once; never blocks). conf and node_id are
@@ -88,6 +101,15 @@ void tn_redis_free(struct tn_redis *r);
  * exactly once) or TN_ERR when the link is not up (done is not called). */
 int tn_redis_write(struct tn_redis *r, const struct tn_redis_change *ch, tn_redis_done_fn *done,
                    void *arg);
+
+/* Sends one command (argv[i] of argvlen[i] bytes, or strlen when argvlen is
+ * NULL; copied) on the command connection. Returns TN_OK when queued: cb is
+ * then called exactly once, later, from the event loop (never from inside
+ * this call), also when the link drops (err "redis connection lost") or on
+ * tn_redis_free ("shutting down", from inside tn_redis_free). TN_ERR when
+ * the link is not up or the command cannot be queued: cb is not called. */
+int tn_redis_command(struct tn_redis *r, int argc, const char **argv, const size_t *argvlen,
+                     tn_redis_reply_fn *cb, void *arg);
 
 /* Re-reads everything now (when up); the result comes to on_snapshot. */
 void tn_redis_resync(struct tn_redis *r);

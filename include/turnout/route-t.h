@@ -9,6 +9,7 @@
 
 #include "turnout/conf-t.h"
 #include "turnout/h1-t.h"
+#include "turnout/module-t.h"
 
 struct pcre2_real_code_8;
 struct tn_overlay;
@@ -21,6 +22,9 @@ struct tn_plan_route {
     struct pcre2_real_code_8 **header_re; /* conf->match.nheaders entries */
     uint32_t percent_x100; /* shift percent in force (starts at the configured one) */
     uint32_t id;           /* stable identity (turnout/ident.h) */
+    unsigned needs;        /* TN_FACT_* its match needs */
+    int device;            /* match.device: class index in the catalog, -1 when none */
+    int segment;           /* match.segment: index in conf->segments, -1 when none */
 };
 
 /* Immutable once published. Workers hold one reference per stream. */
@@ -33,6 +37,8 @@ struct tn_plan {
     uint32_t *backend_ids; /* [backend]: stable identities */
     uint32_t **server_ids; /* [backend][server] */
     uint32_t max_route_id; /* 1 + the largest route id of this plan */
+    void *mod_state[8];    /* [i]: state of tn_modules[i] for this plan, NULL when unused */
+    unsigned needs;        /* TN_FACT_* some route matches on */
 };
 
 /* Why the backend was chosen; names come from tn_route_reason_name(). */
@@ -66,6 +72,7 @@ struct tn_route_req {
      * NULL: all can */
     int (*backend_up)(void *ctx, int backend);
     void *up_ctx;
+    void **mod_wk; /* the worker's per-module state (tn_modules order), or NULL */
 };
 
 #define TN_ROUTE_UID_LEN 32
@@ -81,6 +88,7 @@ struct tn_decision {
     int set_cookie;                     /* 1: send assign_cookie with key_buf */
     int has_bucket;
     uint32_t bucket; /* 0..999999 */
+    struct tn_facts facts; /* what classification found (facts.have says what ran) */
 };
 
 #endif

@@ -93,6 +93,7 @@ struct tn_worker {
     char *scratch; /* head serialization space, see tn_worker_scratch */
     size_t scratch_len;
     uint64_t now_ms;       /* monotonic ms of the request being routed (passive health) */
+    void *mod_wk[8];       /* per-worker state of each classifier module (tn_modules order) */
     uint8_t *usable;       /* balancer space: one flag per server of a backend */
     size_t nusable;
     struct tn_field *hdrs; /* parse space for one head */

@@ -3,6 +3,7 @@
  * classes) and checks cross-key rules, and tn_conf_load, tn_conf_load_string and tn_conf_free.
  * Generic YAML walking and scalar parsing live in yaml.c. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "turnout/common.h"
 #include "turnout/conf-yaml.h"
 #include "turnout/conf.h"
+#include "turnout/module.h"
 
 #define MAX_FILE_SIZE (16u << 20) /* a configuration or device catalog larger is a mistake */
 
@@ -21,46 +23,12 @@ struct loader {
     struct tn_conf_ctx cx; /* first: handlers get &cx and cast back */
     struct tn_conf *c;
     yaml_node_t *routes_node; /* the routes sequence, for second-pass marks */
-    yaml_node_t *segments_node;
 };
 
 static struct loader *loader_of(struct tn_conf_ctx *cx)
 {
     return (struct loader *)cx;
 }
-
-#define KEY(nm, ty, st, f)                                                                         \
-    {                                                                                              \
-        .name = nm, .type = ty, .off = offsetof(st, f)                                             \
-    }
-#define KREQ(nm, ty, st, f)                                                                        \
-    {                                                                                              \
-        .name = nm, .type = ty, .off = offsetof(st, f), .flags = TN_CONF_K_REQUIRED                \
-    }
-#define KCHK(nm, ty, st, f, chk)                                                                   \
-    {                                                                                              \
-        .name = nm, .type = ty, .off = offsetof(st, f), .check = chk                               \
-    }
-#define KU32(nm, st, f, lo, hi)                                                                    \
-    {                                                                                              \
-        .name = nm, .type = TN_CONF_U32, .off = offsetof(st, f), .min = lo, .max = hi              \
-    }
-#define KMIN(nm, ty, st, f, lo)                                                                    \
-    {                                                                                              \
-        .name = nm, .type = ty, .off = offsetof(st, f), .min = lo                                  \
-    }
-#define KFN(nm, st, f, func)                                                                       \
-    {                                                                                              \
-        .name = nm, .type = TN_CONF_FUNC, .off = offsetof(st, f), .fn = func                       \
-    }
-#define KMAP(nm, st, f, tab)                                                                       \
-    {                                                                                              \
-        .name = nm, .type = TN_CONF_MAP, .off = offsetof(st, f), .sub = tab                        \
-    }
-#define KEND                                                                                       \
-    {                                                                                              \
-        .name = NULL                                                                               \
-    }
 
 /* ---- small helpers ---- */
 
@@ -294,11 +262,6 @@ static int parse_redis(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     return TN_OK;
 }
 
-static const struct tn_conf_key geoip_keys[] = {
-    KREQ("database", TN_CONF_STRING, struct tn_conf, geoip_database),
-    KEND,
-};
-
 static const struct tn_conf_key overrides_keys[] = {
     KCHK("header", TN_CONF_STRING, struct tn_conf_overrides, header, tn_conf_check_token),
     KCHK("token_env", TN_CONF_STRING, struct tn_conf_overrides, token_env, check_env_name),
@@ -511,44 +474,9 @@ static int parse_backends(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     return TN_OK;
 }
 
-/* ---- devices ---- */
-
-static int parse_device_map(struct tn_conf_ctx *cx, yaml_node_t *n, struct tn_conf *c)
-{
-    size_t i, j, len;
-
-    if (tn_conf_want_map(cx, n, "devices") != TN_OK)
-        return TN_ERR;
-    len = tn_conf_map_len(n);
-    if (!len)
-        return tn_conf_expect(cx, n, "at least one device class in devices");
-    c->devices = tn_xcalloc(len, sizeof(*c->devices));
-    for (i = 0; i < len; i++) {
-        if (tn_conf_count_value(cx, n) != TN_OK)
-            break;
-        yaml_node_t *kn = tn_conf_map_key(cx, n, i);
-        struct tn_conf_device *d = &c->devices[c->ndevices];
-
-        if (tn_conf_get_string(cx, kn, tn_conf_check_name, &d->name) != TN_OK)
-            continue;
-        for (j = 0; j < c->ndevices && strcmp(c->devices[j].name, d->name); j++)
-            ;
-        if (j < c->ndevices || tn_conf_get_regex(cx, tn_conf_map_value(cx, n, i), &d->regex)) {
-            if (j < c->ndevices)
-                tn_conf_err(cx, kn, "duplicate key \"%s\" in devices", d->name);
-            free(d->name);
-            free(d->regex);
-            d->name = d->regex = NULL;
-            continue;
-        }
-        c->ndevices++;
-    }
-    return TN_OK;
-}
-
 /* Reads a whole regular file (at most MAX_FILE_SIZE). Returns malloc'd
  * text or NULL with errno set. */
-static char *read_file(const char *path, size_t *len)
+char *tn_conf_read_file(const char *path, size_t *len)
 {
     struct stat st;
     char *buf = NULL;
@@ -575,151 +503,6 @@ fail:
     free(buf);
     fclose(f);
     return NULL;
-}
-
-/* Loads the device catalog file into c, reporting with that file's name. */
-static void load_device_file(struct tn_conf_ctx *cx, yaml_node_t *at, struct tn_conf *c)
-{
-    const char *saved_file = cx->file;
-    yaml_document_t *saved_doc = cx->doc, doc;
-    yaml_parser_t p;
-    size_t len = 0;
-    char *text = read_file(c->devices_file, &len);
-
-    if (!text) {
-        tn_conf_err(cx, at, "cannot read device catalog %s: %s", c->devices_file, strerror(errno));
-        return;
-    }
-    cx->file = c->devices_file;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&p, &doc)) {
-        tn_conf_parser_err(cx, &p);
-    } else {
-        cx->doc = &doc;
-        parse_device_map(cx, yaml_document_get_root_node(&doc), c);
-        yaml_document_delete(&doc);
-    }
-    yaml_parser_delete(&p);
-    free(text);
-    cx->file = saved_file;
-    cx->doc = saved_doc;
-}
-
-static int parse_devices(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
-{
-    struct tn_conf *c = field;
-    const char *path, *slash;
-
-    if (n->type != YAML_SCALAR_NODE)
-        return parse_device_map(cx, n, c);
-    if (tn_conf_get_string(cx, n, NULL, &c->devices_file) != TN_OK)
-        return TN_ERR;
-    path = c->devices_file;
-    slash = strrchr(cx->file, '/');
-    if (path[0] != '/' && slash) {
-        size_t dl = (size_t)(slash - cx->file) + 1, pl = strlen(path);
-        char *full = tn_xmalloc(dl + pl + 1);
-
-        memcpy(full, cx->file, dl);
-        memcpy(full + dl, path, pl + 1);
-        free(c->devices_file);
-        c->devices_file = full;
-    }
-    load_device_file(cx, n, c);
-    return TN_OK;
-}
-
-/* ---- segments ---- */
-
-struct segment_tmp {
-    char *header, *cookie, *query, *redis_set, *equals, *regex;
-};
-
-static const struct tn_conf_key segment_keys[] = {
-    KCHK("header", TN_CONF_STRING, struct segment_tmp, header, tn_conf_check_token),
-    KCHK("cookie", TN_CONF_STRING, struct segment_tmp, cookie, tn_conf_check_token),
-    KEY("query", TN_CONF_STRING, struct segment_tmp, query),
-    KEY("redis_set", TN_CONF_STRING, struct segment_tmp, redis_set),
-    KEY("equals", TN_CONF_STRING, struct segment_tmp, equals),
-    KEY("regex", TN_CONF_REGEX, struct segment_tmp, regex),
-    KEND,
-};
-
-static void segment_tmp_free(struct segment_tmp *t)
-{
-    free(t->header);
-    free(t->cookie);
-    free(t->query);
-    free(t->redis_set);
-    free(t->equals);
-    free(t->regex);
-}
-
-/* Turns the keys of one segment into s, checking the combination. */
-static void segment_build(struct tn_conf_ctx *cx, yaml_node_t *n, struct segment_tmp *t,
-                          struct tn_conf_segment *s)
-{
-    int nsrc = !!t->header + !!t->cookie + !!t->query + !!t->redis_set;
-
-    if (nsrc != 1) {
-        tn_conf_err(cx, n,
-                    "expected exactly one of header, cookie, query or redis_set in "
-                    "segment %s",
-                    s->name);
-    } else if (t->redis_set) {
-        s->kind = TN_SEGMENT_REDIS_SET;
-        s->source = t->redis_set;
-        t->redis_set = NULL;
-        if (t->equals || t->regex)
-            tn_conf_err(cx, n, "expected no equals or regex with redis_set in segment %s", s->name);
-    } else {
-        s->kind = t->header ? TN_SEGMENT_HEADER : t->cookie ? TN_SEGMENT_COOKIE : TN_SEGMENT_QUERY;
-        s->source = t->header ? t->header : t->cookie ? t->cookie : t->query;
-        t->header = t->cookie = t->query = NULL;
-        if (!t->equals == !t->regex)
-            tn_conf_err(cx, n, "expected exactly one of equals or regex in segment %s", s->name);
-        s->equals = t->equals;
-        s->regex = t->regex;
-        t->equals = t->regex = NULL;
-    }
-    segment_tmp_free(t);
-}
-
-static int parse_segments(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
-{
-    struct tn_conf *c = field;
-    size_t i, j, len;
-
-    if (tn_conf_want_map(cx, n, "segments") != TN_OK)
-        return TN_ERR;
-    loader_of(cx)->segments_node = n;
-    len = tn_conf_map_len(n);
-    c->segments = tn_xcalloc(len ? len : 1, sizeof(*c->segments));
-    for (i = 0; i < len; i++) {
-        if (tn_conf_count_value(cx, n) != TN_OK)
-            break;
-        yaml_node_t *kn = tn_conf_map_key(cx, n, i), *vn = tn_conf_map_value(cx, n, i);
-        struct tn_conf_segment *s = &c->segments[c->nsegments];
-        struct segment_tmp t = {0};
-
-        if (tn_conf_get_string(cx, kn, tn_conf_check_name, &s->name) != TN_OK)
-            continue;
-        for (j = 0; j < c->nsegments && strcmp(c->segments[j].name, s->name); j++)
-            ;
-        if (j < c->nsegments) {
-            tn_conf_err(cx, kn, "duplicate key \"%s\" in segments", s->name);
-            free(s->name);
-            s->name = NULL;
-            continue;
-        }
-        c->nsegments++;
-        if (tn_conf_walk(cx, vn, "segment", segment_keys, &t, NULL) == TN_OK)
-            segment_build(cx, vn, &t, s);
-        else
-            segment_tmp_free(&t); /* errors already given */
-    }
-    return TN_OK;
 }
 
 /* ---- sticky_key, assign_cookie, workers ---- */
@@ -1028,13 +811,10 @@ static const struct tn_conf_key top_keys[] = {
     KEY("state_file", TN_CONF_STRING, struct tn_conf, state_file),
     KFN("redis", struct tn_conf, redis, parse_redis),
     KCHK("node_id", TN_CONF_STRING, struct tn_conf, node_id, tn_conf_check_name),
-    {.name = "geoip", .type = TN_CONF_MAP, .off = 0, .sub = geoip_keys},
     {.name = "trusted_proxies", .type = TN_CONF_FUNC, .fn = parse_trusted},
     KMAP("timeouts", struct tn_conf, timeouts, timeout_keys),
     KMAP("limits", struct tn_conf, limits, limit_keys),
     {.name = "backends", .type = TN_CONF_FUNC, .fn = parse_backends, .flags = TN_CONF_K_REQUIRED},
-    {.name = "devices", .type = TN_CONF_FUNC, .fn = parse_devices},
-    {.name = "segments", .type = TN_CONF_FUNC, .fn = parse_segments},
     {.name = "sticky_key", .type = TN_CONF_FUNC, .fn = parse_sticky},
     KFN("assign_cookie", struct tn_conf, assign_cookie, parse_assign),
     {.name = "routes", .type = TN_CONF_FUNC, .fn = parse_routes, .flags = TN_CONF_K_REQUIRED},
@@ -1043,6 +823,47 @@ static const struct tn_conf_key top_keys[] = {
     KEY("debug_headers", TN_CONF_BOOL, struct tn_conf, debug_headers),
     KEND,
 };
+
+/* Keys of modules left out of this build: accepted by the walk, reported
+ * by check_absent() with the reason. */
+static int parse_absent(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    (void)cx;
+    (void)n;
+    (void)field;
+    return TN_OK;
+}
+
+/* The top level: the core keys, then each module's own keys (they live
+ * with their module), then the keys of modules this build left out. */
+static struct tn_conf_key top_table[32];
+
+static void build_top_level(void)
+{
+    size_t n = 0, i, j;
+
+    for (i = 0; top_keys[i].name; i++)
+        top_table[n++] = top_keys[i];
+    for (i = 0; tn_modules[i]; i++)
+        for (j = 0; tn_modules[i]->keys && tn_modules[i]->keys[j].name; j++)
+            top_table[n++] = tn_modules[i]->keys[j];
+    for (i = 0; tn_modules_absent[i]; i += 2)
+        top_table[n++] = (struct tn_conf_key){
+            .name = tn_modules_absent[i], .type = TN_CONF_FUNC, .fn = parse_absent};
+    TN_BUG_ON(n >= TN_ARRAY_LEN(top_table));
+    top_table[n].name = NULL;
+}
+
+/* Reports each top-level key whose module this build left out. */
+static void check_absent(struct tn_conf_ctx *cx, yaml_node_t *root)
+{
+    size_t i;
+    yaml_node_t *v;
+
+    for (i = 0; tn_modules_absent[i]; i += 2)
+        if ((v = find_value(cx, root, tn_modules_absent[i])))
+            tn_conf_err(cx, v, "%s: %s", tn_modules_absent[i], tn_modules_absent[i + 1]);
+}
 
 static char **strv(size_t n, const char *const *src)
 {
@@ -1231,7 +1052,9 @@ static void resolve(struct loader *L)
     for (i = 0; i < c->nsegments; i++)
         if (c->segments[i].kind == TN_SEGMENT_REDIS_SET && c->segments[i].source &&
             !c->redis.address && !c->redis.nsentinels)
-            tn_conf_err(cx, find_value(cx, L->segments_node, c->segments[i].name),
+            tn_conf_err(cx, find_value(cx, find_value(cx, yaml_document_get_root_node(cx->doc),
+                                                      "segments"),
+                                       c->segments[i].name),
                         "segment %s uses redis_set but redis is not configured",
                         c->segments[i].name);
     if (L->routes_node)
@@ -1263,7 +1086,11 @@ static struct tn_conf *load_text(const char *name, const char *text, size_t len,
     if (!root) {
         tn_conf_err(&L.cx, NULL, "expected a mapping for the top level, got an empty file");
     } else {
-        tn_conf_walk(&L.cx, root, "the top level", top_keys, L.c, NULL);
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+        pthread_once(&once, build_top_level);
+        tn_conf_walk(&L.cx, root, "the top level", top_table, L.c, NULL);
+        check_absent(&L.cx, root);
         resolve(&L);
         if (!yaml_parser_load(&p, &extra)) {
             tn_conf_parser_err(&L.cx, &p);
@@ -1292,7 +1119,7 @@ done:
 struct tn_conf *tn_conf_load(const char *path, char **errors)
 {
     size_t len = 0;
-    char *text = read_file(path, &len);
+    char *text = tn_conf_read_file(path, &len);
     struct tn_conf *c;
 
     if (!text) {
@@ -1399,7 +1226,7 @@ void tn_conf_free(struct tn_conf *c)
     for (i = 0; i < c->nsegments; i++) {
         free(c->segments[i].name);
         free(c->segments[i].source);
-        free(c->segments[i].equals);
+        tn_conf_strlist_free(&c->segments[i].equals);
         free(c->segments[i].regex);
     }
     free(c->segments);

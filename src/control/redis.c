@@ -1,8 +1,9 @@
 /* Redis fleet sync client (turnout/redis.h): owns the hiredis async
  * connections (commands, the `changes` subscription, the Sentinel question
  * and the Sentinel +switch-master subscription), the link state machine with
- * its backoff, the coalesced full reads, the MULTI writes and the `nodes`
- * report. Control thread only; nothing here blocks. */
+ * its backoff, the coalesced full reads, the MULTI writes, the generic
+ * commands of other modules and the `nodes` report. Control thread only;
+ * nothing here blocks. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +74,15 @@ struct write_rec {
     char *message; /* what to PUBLISH after EXEC */
 };
 
+/* One generic command (tn_redis_command), alive until its hiredis callback
+ * runs; cb is NULL once called (e.g. early, by tn_redis_free). */
+struct cmd_rec {
+    struct cmd_rec *prev, *next;
+    struct tn_redis *r;
+    tn_redis_reply_fn *cb;
+    void *arg;
+};
+
 struct tn_redis {
     struct event_base *base;
     struct tn_redis_cbs cbs;
@@ -115,6 +125,7 @@ struct tn_redis {
     uint64_t applied;
     int have_applied;
     struct write_rec *writes;
+    struct cmd_rec *cmds;
     int busy; /* user callbacks on the stack */
     int dead; /* tn_redis_free called while busy */
 };
@@ -249,6 +260,45 @@ static void writes_fail(struct tn_redis *r, const char *err)
         if (done) {
             r->busy++;
             done(rec->arg, 0, err);
+            r->busy--;
+        }
+    }
+}
+
+/* Calls rec's cb once (if still wanted); unlinks and frees rec. */
+static void cmd_finish(struct cmd_rec *rec, const redisReply *rp, const char *err)
+{
+    struct tn_redis *r = rec->r;
+    tn_redis_reply_fn *cb = rec->cb;
+
+    if (rec->prev)
+        rec->prev->next = rec->next;
+    else
+        r->cmds = rec->next;
+    if (rec->next)
+        rec->next->prev = rec->prev;
+    rec->cb = NULL;
+    if (cb) {
+        r->busy++;
+        cb(rec->arg, rp, err);
+        r->busy--;
+    }
+    free(rec);
+}
+
+/* Answers every pending command now; their records stay until hiredis
+ * answers them (with NULL when their context is freed). */
+static void cmds_fail(struct tn_redis *r, const char *err)
+{
+    struct cmd_rec *rec;
+
+    for (rec = r->cmds; rec; rec = rec->next) {
+        tn_redis_reply_fn *cb = rec->cb;
+
+        rec->cb = NULL;
+        if (cb) {
+            r->busy++;
+            cb(rec->arg, NULL, err);
             r->busy--;
         }
     }
@@ -590,7 +640,7 @@ static void on_changes(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct tn_redis *r = privdata;
     redisReply *rp = reply;
-    const char *kind;
+    const char *kind, *msg;
 
     if (!rp || ac != r->sub || rp->type != REDIS_REPLY_ARRAY || rp->elements < 3 ||
         rp->element[0]->type != REDIS_REPLY_STRING)
@@ -599,9 +649,21 @@ static void on_changes(redisAsyncContext *ac, void *reply, void *privdata)
     if (strcmp(kind, "subscribe") == 0 && r->state == ST_CONNECT) {
         r->sub_ready = 1;
         check_ready(r);
-    } else if (strcmp(kind, "message") == 0) {
-        request_read(r);
+        return;
     }
+    if (strcmp(kind, "message") != 0 || (r->state != ST_CONNECT && r->state != ST_UP))
+        return;
+    msg = rp->element[2]->type == REDIS_REPLY_STRING ? rp->element[2]->str : "";
+    if (r->cbs.on_message) {
+        r->busy++;
+        r->cbs.on_message(r->cbs.arg, msg);
+        r->busy--;
+        if (ac != r->sub || r->state == ST_CLOSED)
+            return; /* freed (deferred) or failed from the callback */
+    }
+    /* segment sets are loaded on their own (turnout/setload.h) */
+    if (strncmp(msg, "segment:", 8) != 0)
+        request_read(r);
 }
 
 static void subscribe_changes(struct tn_redis *r)
@@ -1005,11 +1067,14 @@ static void destroy(struct tn_redis *r)
     int k;
 
     r->state = ST_CLOSED;
+    r->dead = 1; /* a tn_redis_free from the callbacks below is a no-op */
     writes_fail(r, "shutting down");
+    cmds_fail(r, "shutting down");
     for (i = 0; i < TN_ARRAY_LEN(slots); i++)
         retire(r, slots[i]);
-    reap(r); /* the writes' EXEC callbacks free their records */
+    reap(r); /* the writes' and commands' callbacks free their records */
     TN_BUG_ON(r->writes != NULL);
+    TN_BUG_ON(r->cmds != NULL);
     if (r->timer)
         event_free(r->timer);
     if (r->resync)
@@ -1143,6 +1208,7 @@ void tn_redis_free(struct tn_redis *r)
         r->dead = 1;
         r->state = ST_CLOSED;
         writes_fail(r, "shutting down");
+        cmds_fail(r, "shutting down");
         event_active(r->defer, 0, 0);
         return;
     }
@@ -1209,6 +1275,46 @@ out:
         free(rec->message);
     free(rec);
     return rc;
+}
+
+static void on_command(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct cmd_rec *rec = privdata;
+    struct tn_redis *r = rec->r;
+    redisReply *rp = reply;
+
+    if (r->state == ST_CLOSED)
+        cmd_finish(rec, NULL, "shutting down");
+    else if (!rp || ac != r->cmd)
+        cmd_finish(rec, NULL, "redis connection lost");
+    else if (rp->type == REDIS_REPLY_ERROR)
+        cmd_finish(rec, NULL, rp->str);
+    else
+        cmd_finish(rec, rp, NULL);
+}
+
+int tn_redis_command(struct tn_redis *r, int argc, const char **argv, const size_t *argvlen,
+                     tn_redis_reply_fn *cb, void *arg)
+{
+    struct cmd_rec *rec;
+
+    if (!r || r->state != ST_UP || !r->cmd || argc < 1 || !argv || !cb)
+        return TN_ERR;
+    rec = calloc(1, sizeof(*rec));
+    if (!rec)
+        return TN_ERR;
+    rec->r = r;
+    rec->cb = cb;
+    rec->arg = arg;
+    if (redisAsyncCommandArgv(r->cmd, on_command, rec, argc, argv, argvlen) != REDIS_OK) {
+        free(rec);
+        return TN_ERR;
+    }
+    rec->next = r->cmds;
+    if (r->cmds)
+        r->cmds->prev = rec;
+    r->cmds = rec;
+    return TN_OK;
 }
 
 void tn_redis_resync(struct tn_redis *r)

@@ -286,7 +286,7 @@ const char *tn_ctl_redis_describe(const struct tn_ctl *c, char *buf, size_t len)
 
 void tn_ctl_sync_start(struct tn_ctl *c)
 {
-    static const struct tn_redis_cbs cbs_tmpl = {on_snapshot, on_link, NULL};
+    static const struct tn_redis_cbs cbs_tmpl = {.on_snapshot = on_snapshot, .on_link = on_link};
     struct tn_redis_cbs cbs = cbs_tmpl;
     const char *why = NULL;
 

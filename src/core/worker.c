@@ -20,6 +20,7 @@
 #include "turnout/budget.h"
 #include "turnout/client.h"
 #include "turnout/health.h"
+#include "turnout/module.h"
 #include "turnout/overlay.h"
 #include "turnout/common.h"
 #include "turnout/log.h"
@@ -461,6 +462,9 @@ struct tn_worker *tn_worker_new(int id, uint32_t nworkers, int *fds, size_t nfds
         event_add(w->tick_ev, &one_s);
     }
     w->md = pcre2_match_data_create(1, NULL);
+    for (i = 0; tn_modules[i]; i++)
+        if (tn_modules[i]->worker_new)
+            w->mod_wk[i] = tn_modules[i]->worker_new();
     w->log = tn_accesslog_shard_new();
     w->max_clients = plan->conf->limits.connections;
     if (size_scratch(w, plan->conf) != TN_OK || setup_routes(w, plan) != TN_OK ||
@@ -542,6 +546,9 @@ void tn_worker_join_free(struct tn_worker *w)
     event_free(w->resume_ev);
     close(w->notify_fd);
     pcre2_match_data_free(w->md);
+    for (size_t i = 0; tn_modules[i]; i++)
+        if (tn_modules[i]->worker_free)
+            tn_modules[i]->worker_free(w->mod_wk[i]);
     event_base_free(w->base);
     free(w->scratch);
     free(w->hdrs);

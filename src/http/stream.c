@@ -527,6 +527,7 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
     rq.nhdrs = s->req.nfields;
     rq.client_ip = s->client_ip;
     rq.ov = w->ov;
+    rq.mod_wk = w->mod_wk;
     w->now_ms = s->start_us / 1000;
     rq.backend_up = tn_worker_backend_up;
     rq.up_ctx = w;

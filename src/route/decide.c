@@ -8,7 +8,10 @@
 #include <pcre2.h>
 
 #include "turnout/common.h"
+#include <strings.h>
+
 #include "turnout/h1.h"
+#include "turnout/module.h"
 #include "turnout/overlay.h"
 #include "turnout/route.h"
 
@@ -97,8 +100,60 @@ static int method_matches(const struct tn_conf_strlist *ms, const struct tn_rout
     return 0;
 }
 
+static int code_in(const struct tn_conf_strlist *l, const char *code)
+{
+    size_t i;
+
+    if (!code[0])
+        return 0;
+    for (i = 0; i < l->n; i++)
+        if (!strcasecmp(l->v[i], code))
+            return 1;
+    return 0;
+}
+
+/* subdivision: "DE-BY" (country and subdivision) or the bare "BY". */
+static int subdivision_in(const struct tn_conf_strlist *l, const struct tn_geo *g)
+{
+    size_t i;
+
+    if (!g->subdivision[0])
+        return 0;
+    for (i = 0; i < l->n; i++) {
+        const char *v = l->v[i], *dash = strchr(v, '-');
+
+        if (dash ? (size_t)(dash - v) == strlen(g->country) &&
+                       !strncasecmp(v, g->country, (size_t)(dash - v)) &&
+                       !strcasecmp(dash + 1, g->subdivision)
+                 : !strcasecmp(v, g->subdivision))
+            return 1;
+    }
+    return 0;
+}
+
+/* The classified part of route pr's match: geography, device, segment. */
+static int facts_match(const struct tn_plan_route *pr, struct tn_classify *cx)
+{
+    const struct tn_conf_match *m = &pr->conf->match;
+    const struct tn_facts *f = &cx->facts;
+
+    tn_classify_need(cx, pr->needs);
+    if (m->country.n && !code_in(&m->country, f->geo.country))
+        return 0;
+    if (m->continent.n && !code_in(&m->continent, f->geo.continent))
+        return 0;
+    if (m->subdivision.n && !subdivision_in(&m->subdivision, &f->geo))
+        return 0;
+    if (m->device && (pr->device < 0 || f->device != pr->device))
+        return 0;
+    if (m->segment && (pr->segment < 0 || !(f->segments >> pr->segment & 1)))
+        return 0;
+    return 1;
+}
+
 /* Whether route pr's match holds for the request (all given keys must). */
-static int route_matches(const struct tn_plan_route *pr, struct req_view *v, pcre2_match_data *md)
+static int route_matches(const struct tn_plan_route *pr, struct req_view *v, pcre2_match_data *md,
+                         struct tn_classify *cx)
 {
     const struct tn_conf_match *m = &pr->conf->match;
     const struct tn_route_req *rq = v->rq;
@@ -122,7 +177,7 @@ static int route_matches(const struct tn_plan_route *pr, struct req_view *v, pcr
         if (!h || !re_search(pr->header_re[i], h->value, h->value_len, md))
             return 0;
     }
-    return 1;
+    return !pr->needs || facts_match(pr, cx);
 }
 
 /* Applies route pr's shift: sticky key, bucket, side, with the overlay's
@@ -164,7 +219,8 @@ static int decide_pin(const struct tn_plan *p, const struct tn_route_req *rq,
 
     if (!rq->ov || !rq->ov->pins->n)
         return 0;
-    tn_route_sticky_key(p, rq, d);
+    if (!d->key)
+        tn_route_sticky_key(p, rq, d);
     if (!d->key || (id = tn_pins_find(rq->ov->pins, d->key, d->key_len)) < 0)
         return 0;
     for (b = 0; b < p->conf->nbackends; b++) {
@@ -181,6 +237,7 @@ int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
                     struct pcre2_real_match_data_8 *md, struct tn_decision *d)
 {
     struct req_view v = {.rq = rq};
+    struct tn_classify cx = {.plan = p, .ov = rq->ov, .rq = rq, .d = d, .md = md, .wk = rq->mod_wk};
     size_t i;
 
     d->route = -1;
@@ -193,12 +250,15 @@ int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
     d->set_cookie = 0;
     d->has_bucket = 0;
     d->bucket = 0;
+    cx.facts.have = 0;
+    cx.facts.device = -1;
     for (i = 0; i < p->nroutes; i++) {
         const struct tn_plan_route *pr = &p->routes[i];
 
-        if (!route_matches(pr, &v, md))
+        if (!route_matches(pr, &v, md, &cx))
             continue;
         d->route = (int)i;
+        d->facts = cx.facts;
         if (decide_pin(p, rq, d))
             return TN_OK;
         if (pr->conf->has_shift) {
@@ -209,6 +269,7 @@ int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
         }
         return TN_OK;
     }
+    d->facts = cx.facts;
     return TN_ERR;
 }
 

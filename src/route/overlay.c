@@ -6,8 +6,11 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "config.h"
 #include "turnout/common.h"
+#include "turnout/geodb.h"
 #include "turnout/overlay.h"
+#include "turnout/strset.h"
 
 static const char *const source_names[] = {
 #define TN_X_NAME(s, name) name,
@@ -59,6 +62,14 @@ void tn_overlay_unref(struct tn_overlay *ov)
     free(ov->server_state);
     free(ov->server_down);
     tn_pins_unref(ov->pins);
+#ifdef TN_WITH_GEO
+    tn_geodb_unref(ov->geodb);
+#endif
+    for (size_t i = 0; i < ov->nsets; i++) {
+        free(ov->sets[i].name);
+        tn_strset_unref(ov->sets[i].set);
+    }
+    free(ov->sets);
     free(ov);
 }
 
@@ -133,6 +144,16 @@ int64_t tn_pins_find(const struct tn_pins *p, const char *key, size_t len)
             return s->backend_id;
     }
     return -1;
+}
+
+const struct tn_strset *tn_overlay_set(const struct tn_overlay *ov, const char *name)
+{
+    size_t i;
+
+    for (i = 0; ov && i < ov->nsets; i++)
+        if (!strcmp(ov->sets[i].name, name))
+            return ov->sets[i].set;
+    return NULL;
 }
 
 const char *tn_source_name(enum tn_source s)

@@ -13,6 +13,7 @@
 #include "turnout/common.h"
 #include "turnout/conf.h"
 #include "turnout/ident.h"
+#include "turnout/module.h"
 #include "turnout/route.h"
 
 /* Error text being built: one line per problem, no trailing newline. */
@@ -70,25 +71,78 @@ static pcre2_code *compile_re(struct errbuf *eb, const struct tn_conf *c,
     return code;
 }
 
-/* Rejects match keys whose classifier this build does not carry, so such a
- * route never silently matches everybody. */
+/* Records which facts route r needs, and rejects match keys whose
+ * classifier this build left out or the configuration does not set up, so
+ * such a route never silently matches everybody. */
 static void check_classifiers(struct errbuf *eb, const struct tn_conf *c,
-                              const struct tn_conf_route *r)
+                              const struct tn_conf_route *r, struct tn_plan_route *pr)
 {
-    static const char geo[] = "needs the GeoIP classifier, not available in this build";
+    static const char left_out[] = "needs the geo module, left out of this build "
+                                   "(configured --without-maxminddb)";
     const struct tn_conf_match *m = &r->match;
+    const char *geo_key = m->country.n     ? "match.country"
+                          : m->continent.n ? "match.continent"
+                          : m->subdivision.n ? "match.subdivision"
+                                             : NULL;
 
-    if (m->country.n)
-        plan_err(eb, c, r, "match.country %s", geo);
-    if (m->continent.n)
-        plan_err(eb, c, r, "match.continent %s", geo);
-    if (m->subdivision.n)
-        plan_err(eb, c, r, "match.subdivision %s", geo);
-    if (m->device)
-        plan_err(eb, c, r, "match.device needs the device classifier, not available in this build");
-    if (m->segment)
-        plan_err(eb, c, r,
-                 "match.segment needs the segment classifier, not available in this build");
+    pr->device = -1;
+    pr->segment = -1;
+    if (geo_key) {
+        pr->needs |= TN_FACT_GEO;
+        if (!tn_module_for(TN_FACT_GEO))
+            plan_err(eb, c, r, "%s %s", geo_key, left_out);
+        else if (!c->geoip_database)
+            plan_err(eb, c, r, "%s needs a GeoIP database (geoip: { database: FILE })", geo_key);
+    }
+    if (m->device) {
+        pr->needs |= TN_FACT_DEVICE;
+        if (!c->ndevices)
+            plan_err(eb, c, r, "match.device needs a device catalog (devices: FILE or a map)");
+    }
+    if (m->segment) {
+        size_t i;
+
+        pr->needs |= TN_FACT_SEGMENTS;
+        for (i = 0; i < c->nsegments && strcmp(c->segments[i].name, m->segment); i++)
+            ;
+        if (i == c->nsegments)
+            plan_err(eb, c, r, "match.segment: no segment named \"%s\" in segments", m->segment);
+    }
+}
+
+/* Builds each module's state for p; errors go to eb. */
+static void init_modules(struct errbuf *eb, struct tn_plan *p)
+{
+    size_t i;
+
+    for (i = 0; tn_modules[i]; i++) {
+        char *err = NULL, *line, *save = NULL;
+
+        TN_BUG_ON(i >= TN_ARRAY_LEN(p->mod_state));
+        if (tn_modules[i]->init(p, &p->mod_state[i], &err) == TN_OK)
+            continue;
+        for (line = strtok_r(err, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            size_t n = strlen(line);
+
+            eb->s = tn_xrealloc(eb->s, eb->len + n + 2);
+            if (eb->len)
+                eb->s[eb->len++] = '\n';
+            memcpy(eb->s + eb->len, line, n + 1);
+            eb->len += n;
+        }
+        free(err);
+    }
+}
+
+static void free_modules(struct tn_plan *p)
+{
+    size_t i;
+
+    for (i = 0; tn_modules[i]; i++) {
+        if (p->mod_state[i])
+            tn_modules[i]->free(p->mod_state[i]);
+        p->mod_state[i] = NULL;
+    }
 }
 
 /* Checks the resolved backend indexes and the percent of one route. */
@@ -120,7 +174,7 @@ static int build_route(struct errbuf *eb, const struct tn_conf *c, const struct 
 
     pr->conf = r;
     pr->percent_x100 = r->percent_x100;
-    check_classifiers(eb, c, r);
+    check_classifiers(eb, c, r, pr);
     check_targets(eb, c, r);
     /* Host names are case-insensitive (RFC 9110 4.2.3), so is the host regex */
     if (m->host && !(pr->host_re = compile_re(eb, c, r, "match.host", m->host, PCRE2_CASELESS)))
@@ -225,8 +279,13 @@ struct tn_plan *tn_plan_new(struct tn_conf *conf, uint64_t version, char **err)
     p->nroutes = conf->nroutes;
     if (conf->nroutes)
         p->routes = tn_xcalloc(conf->nroutes, sizeof(*p->routes));
-    for (i = 0; i < conf->nroutes; i++)
+    for (i = 0; i < conf->nroutes; i++) {
         (void)build_route(&eb, conf, &conf->routes[i], &p->routes[i]);
+        p->needs |= p->routes[i].needs;
+    }
+    if (eb.len)
+        goto fail;
+    init_modules(&eb, p);
     if (eb.len)
         goto fail;
     assign_ids(p);
@@ -236,6 +295,7 @@ fail:
         *err = eb.s;
     else
         free(eb.s);
+    free_modules(p);
     free_routes(p);
     tn_conf_free(p->conf);
     free(p);
@@ -257,6 +317,7 @@ void tn_plan_unref(struct tn_plan *p)
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) != 1)
         return;
     atomic_thread_fence(memory_order_acquire);
+    free_modules(p);
     free_routes(p);
     free_ids(p);
     tn_conf_free(p->conf);

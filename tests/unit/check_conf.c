@@ -158,7 +158,8 @@ START_TEST(full_schema_loads)
     ck_assert_str_eq(c->devices_file, TN_SRCDIR "/tests/unit/data/devices-ok.yaml");
     ck_assert_uint_eq(c->nsegments, 3);
     ck_assert_int_eq(c->segments[0].kind, TN_SEGMENT_HEADER);
-    ck_assert_str_eq(c->segments[0].equals, "beta");
+    ck_assert_uint_eq(c->segments[0].equals.n, 1);
+    ck_assert_str_eq(c->segments[0].equals.v[0], "beta");
     ck_assert_int_eq(c->segments[1].kind, TN_SEGMENT_REDIS_SET);
     ck_assert_str_eq(c->segments[1].source, "staff");
     ck_assert_int_eq(c->segments[2].kind, TN_SEGMENT_COOKIE);
@@ -474,9 +475,9 @@ START_TEST(err_unknown_key)
                   "drain\n");
     expect_errors(BASE ROUTE "colour: blue\n",
                   "t.yaml:6:1: unknown key \"colour\" in the top level; expected one of: workers, "
-                  "listen, admin, access_log, state_file, redis, node_id, geoip, trusted_proxies, "
-                  "timeouts, limits, backends, devices, segments, sticky_key, assign_cookie, "
-                  "routes, rollback, overrides, debug_headers\n");
+                  "listen, admin, access_log, state_file, redis, node_id, trusted_proxies, "
+                  "timeouts, limits, backends, sticky_key, assign_cookie, routes, rollback, "
+                  "overrides, debug_headers, geoip, devices, segments\n");
 }
 END_TEST
 

@@ -852,9 +852,9 @@ START_TEST(plan_rejects_bad_regex)
 }
 END_TEST
 
-START_TEST(plan_rejects_classifier_matches)
+START_TEST(plan_rejects_classifier_matches_without_their_data)
 {
-    static const char geo[] = "needs the GeoIP classifier, not available in this build";
+    static const char geo[] = "needs a GeoIP database (geoip: { database: FILE })";
     struct tn_conf *c;
     struct tn_conf_route *r;
     char *err, want[200];
@@ -888,9 +888,8 @@ START_TEST(plan_rejects_classifier_matches)
     r->match.device = tn_xstrdup("smart-tv");
     route_pin(r, "new", 1);
     err = plan_fails(c);
-    ck_assert_msg(strstr(err, "route tv: match.device needs the device classifier, not "
-                              "available in this build") != NULL,
-                  "%s", err);
+    ck_assert_msg(strstr(err, "route tv: match.device needs a device catalog") != NULL, "%s",
+                  err);
     free(err);
 
     c = conf_new();
@@ -898,8 +897,7 @@ START_TEST(plan_rejects_classifier_matches)
     r->match.segment = tn_xstrdup("beta");
     route_pin(r, "new", 1);
     err = plan_fails(c);
-    ck_assert_msg(strstr(err, "route beta: match.segment needs the segment classifier, not "
-                              "available in this build") != NULL,
+    ck_assert_msg(strstr(err, "route beta: match.segment: no segment named \"beta\"") != NULL,
                   "%s", err);
     free(err);
 }
@@ -1052,7 +1050,7 @@ static Suite *route_suite(void)
     tcase_add_test(tc, match_first_wins_and_pin);
     tcase_add_test(tc, match_no_route);
     tcase_add_test(tc, plan_rejects_bad_regex);
-    tcase_add_test(tc, plan_rejects_classifier_matches);
+    tcase_add_test(tc, plan_rejects_classifier_matches_without_their_data);
     tcase_add_test(tc, plan_rejects_bad_targets);
     tcase_add_test(tc, plan_fields_and_refs);
     tcase_add_test(tc, plan_from_yaml);

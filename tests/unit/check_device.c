@@ -1,0 +1,515 @@
+/* Unit tests for the device catalog (modules/device/catalog.c): the
+ * default catalog conf/devices.yaml, loaded through the real config
+ * loader, against a corpus of real User-Agents; first-match order, bad
+ * patterns, the per-worker cache (collisions, catalog switch) and per-thread
+ * use. Prints ns per classification on a cache miss and on a hit. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "turnout/common.h"
+#include "turnout/conf.h"
+#include "turnout/device.h"
+
+#define CORPUS TN_SRCDIR "/tests/unit/data/user-agents.tsv"
+#define CATALOG TN_SRCDIR "/conf/devices.yaml"
+#define MAX_UA 512
+#define NTHREADS 4
+
+#define BASE                                                                                       \
+    "listen: [{ address: \"127.0.0.1:8080\" }]\n"                                                  \
+    "backends:\n"                                                                                  \
+    "  a: { servers: [{ address: \"127.0.0.1:9001\" }] }\n"                                        \
+    "routes: [{ name: r, backend: a }]\n"
+
+/* One corpus line: the expected class ("none": no class) and the UA. */
+struct ua_case {
+    char want[32];
+    char *ua;
+    size_t len;
+    int line;
+};
+
+static struct ua_case cases[MAX_UA];
+static size_t ncases;
+
+/* ---- helpers ---- */
+
+static void load_corpus(void)
+{
+    FILE *f = fopen(CORPUS, "r");
+    char buf[4096];
+    int line = 0;
+
+    ck_assert_msg(f != NULL, "cannot open %s", CORPUS);
+    ncases = 0;
+    while (fgets(buf, sizeof(buf), f)) {
+        char *tab = strchr(buf, '\t');
+        size_t len = strcspn(buf, "\r\n");
+
+        line++;
+        buf[len] = '\0';
+        if (!len || buf[0] == '#')
+            continue;
+        ck_assert_msg(tab && (size_t)(tab - buf) < sizeof(cases[0].want),
+                      "%s:%d: expected class TAB user agent", CORPUS, line);
+        ck_assert_uint_lt(ncases, MAX_UA);
+        *tab = '\0';
+        strcpy(cases[ncases].want, buf);
+        cases[ncases].ua = tn_xstrdup(tab + 1);
+        cases[ncases].len = strlen(tab + 1);
+        cases[ncases].line = line;
+        ncases++;
+    }
+    fclose(f);
+    ck_assert_uint_ge(ncases, 80);
+}
+
+/* The default catalog through the real loader, as turnout.yaml names it. */
+static struct tn_devices *load_default(void)
+{
+    static const char text[] = BASE "devices: " CATALOG "\n";
+    char *err = NULL;
+    struct tn_conf *c = tn_conf_load_string("t.yaml", text, strlen(text), &err);
+    struct tn_devices *d;
+
+    ck_assert_msg(c != NULL, "%s", err ? err : "");
+    d = tn_devices_new(c->devices, c->ndevices, &err);
+    ck_assert_msg(d != NULL, "%s", err ? err : "");
+    tn_conf_free(c);
+    return d;
+}
+
+static struct tn_devices *build(const struct tn_conf_device *cls, size_t n)
+{
+    char *err = NULL;
+    struct tn_devices *d = tn_devices_new(cls, n, &err);
+
+    ck_assert_msg(d != NULL, "%s", err ? err : "");
+    ck_assert_ptr_null(err);
+    return d;
+}
+
+static pcre2_match_data *new_md(void)
+{
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+
+    ck_assert_ptr_nonnull(md);
+    return md;
+}
+
+static int classify_s(const struct tn_devices *d, struct tn_device_cache *c,
+                      pcre2_match_data *md, const char *ua)
+{
+    return tn_devices_classify(d, c, md, ua, strlen(ua));
+}
+
+static const char *name_of(const struct tn_devices *d, int cls)
+{
+    return cls < 0 ? "none" : tn_devices_name(d, (size_t)cls);
+}
+
+static void free_corpus(void)
+{
+    size_t i;
+
+    for (i = 0; i < ncases; i++)
+        free(cases[i].ua);
+    ncases = 0;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* ---- tests ---- */
+
+START_TEST(device_corpus_classifies)
+{
+    struct tn_devices *d;
+    pcre2_match_data *md = new_md();
+    char *bad = NULL;
+    size_t i, nbad = 0, blen = 0;
+
+    load_corpus();
+    d = load_default();
+    for (i = 0; i < ncases; i++) {
+        int got = tn_devices_classify(d, NULL, md, cases[i].ua, cases[i].len);
+        const char *gn = name_of(d, got);
+
+        if (strcmp(cases[i].want, "none"))
+            ck_assert_msg(tn_devices_find(d, cases[i].want) >= 0, "line %d: no class %s",
+                          cases[i].line, cases[i].want);
+        if (!strcmp(gn, cases[i].want))
+            continue;
+        nbad++;
+        bad = tn_xrealloc(bad, blen + strlen(cases[i].ua) + 128);
+        blen += (size_t)sprintf(bad + blen, "\n  line %d: want %s, got %s: %s", cases[i].line,
+                                cases[i].want, gn, cases[i].ua);
+    }
+    ck_assert_msg(nbad == 0, "%zu of %zu User-Agents misclassified:%s", nbad, ncases, bad);
+    tn_devices_free(d);
+    pcre2_match_data_free(md);
+    free_corpus();
+}
+END_TEST
+
+START_TEST(device_default_catalog_classes)
+{
+    static const char *const want[] = {"bot",    "smart-tv", "console", "tablet",
+                                       "phone", "desktop"};
+    struct tn_devices *d = load_default();
+    size_t i;
+
+    ck_assert_uint_eq(tn_devices_count(d), TN_ARRAY_LEN(want));
+    for (i = 0; i < TN_ARRAY_LEN(want); i++) {
+        ck_assert_str_eq(tn_devices_name(d, i), want[i]);
+        ck_assert_int_eq(tn_devices_find(d, want[i]), (int)i);
+    }
+    ck_assert_ptr_null(tn_devices_name(d, i));
+    ck_assert_int_eq(tn_devices_find(d, "set-top-box"), -1);
+    ck_assert_int_eq(tn_devices_find(d, NULL), -1);
+    tn_devices_free(d);
+}
+END_TEST
+
+START_TEST(device_first_match_wins)
+{
+    static const struct tn_conf_device cls[] = {
+        {"tv", "smart-?tv|\\bfoo\\b"},
+        {"android", "android"},
+        {"any", "foo|bar|android"},
+        {"upper", "(?-i:ONLY)"},
+    };
+    struct tn_devices *d = build(cls, TN_ARRAY_LEN(cls));
+    pcre2_match_data *md = new_md();
+
+    ck_assert_uint_eq(tn_devices_count(d), 4);
+    /* class order decides, not the position of the match in the UA */
+    ck_assert_int_eq(classify_s(d, NULL, md, "Android 9; SMART-TV"), 0);
+    ck_assert_int_eq(classify_s(d, NULL, md, "bar foo"), 0);
+    ck_assert_int_eq(classify_s(d, NULL, md, "bar Android"), 1);
+    ck_assert_int_eq(classify_s(d, NULL, md, "xbarx"), 2);
+    ck_assert_int_eq(classify_s(d, NULL, md, "food"), 2);
+    /* caseless by default, unless the pattern opts out */
+    ck_assert_int_eq(classify_s(d, NULL, md, "ANDROID"), 1);
+    ck_assert_int_eq(classify_s(d, NULL, md, "only"), -1);
+    ck_assert_int_eq(classify_s(d, NULL, md, "ONLY"), 3);
+    ck_assert_int_eq(classify_s(d, NULL, md, "nothing here"), -1);
+    /* counted, not NUL-terminated: "bar" lies past len */
+    ck_assert_int_eq(tn_devices_classify(d, NULL, md, "xx bar", 3), -1);
+    ck_assert_int_eq(tn_devices_classify(d, NULL, md, "xx bar", 6), 2);
+    /* a NUL byte inside the header value does not end it */
+    ck_assert_int_eq(tn_devices_classify(d, NULL, md, "x\0android", 9), 1);
+    tn_devices_free(d);
+    pcre2_match_data_free(md);
+}
+END_TEST
+
+START_TEST(device_bad_regex_names_class)
+{
+    static const struct tn_conf_device cls[] = {
+        {"ok", "fine"},
+        {"smart-tv", "(unclosed"},
+        {"phone", "[z-a]"},
+    };
+    char *err = NULL;
+    struct tn_devices *d = tn_devices_new(cls, TN_ARRAY_LEN(cls), &err);
+
+    ck_assert_ptr_null(d);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(strstr(err, "class smart-tv: bad regex \"(unclosed\" at offset 9: ") == err,
+                  "%s", err);
+    ck_assert_msg(strstr(err, "\nclass phone: bad regex \"[z-a]\" at offset 3: "), "%s", err);
+    ck_assert_msg(strstr(err, "range out of order"), "%s", err);
+    ck_assert_ptr_eq(strchr(err, '\0') - 1, strrchr(err, '\n'));
+    free(err);
+
+    /* no err pointer: still NULL, nothing leaks */
+    ck_assert_ptr_null(tn_devices_new(cls, TN_ARRAY_LEN(cls), NULL));
+}
+END_TEST
+
+START_TEST(device_empty_or_absent_ua)
+{
+    static const struct tn_conf_device cls[] = {{"all", ""}, {"x", "x"}};
+    struct tn_devices *d = build(cls, TN_ARRAY_LEN(cls));
+    struct tn_device_cache *c = tn_device_cache_new(8);
+    pcre2_match_data *md = new_md();
+    uint64_t hits, misses;
+
+    /* the empty pattern matches any UA, but there is no UA */
+    ck_assert_int_eq(tn_devices_classify(d, NULL, md, NULL, 0), -1);
+    ck_assert_int_eq(tn_devices_classify(d, NULL, md, "", 0), -1);
+    ck_assert_int_eq(tn_devices_classify(d, c, md, NULL, 0), -1);
+    ck_assert_int_eq(tn_devices_classify(d, c, md, "x", 0), -1);
+    ck_assert_int_eq(tn_devices_classify(d, c, md, "x", 1), 0);
+    ck_assert_int_eq(tn_devices_classify(NULL, c, md, "x", 1), -1);
+    tn_device_cache_stats(c, &hits, &misses);
+    ck_assert_uint_eq(hits + misses, 1);
+
+    /* an empty catalog classifies nothing */
+    tn_devices_free(d);
+    d = build(NULL, 0);
+    ck_assert_uint_eq(tn_devices_count(d), 0);
+    ck_assert_int_eq(classify_s(d, c, md, "Mozilla/5.0"), -1);
+    tn_devices_free(d);
+    tn_devices_free(NULL);
+    tn_device_cache_free(c);
+    tn_device_cache_free(NULL);
+    pcre2_match_data_free(md);
+}
+END_TEST
+
+START_TEST(device_cache_sizes)
+{
+    struct tn_device_cache *c;
+
+    ck_assert_ptr_null(tn_device_cache_new(0));
+    ck_assert_ptr_null(tn_device_cache_new((1u << 24) + 1));
+    c = tn_device_cache_new(1);
+    ck_assert_ptr_nonnull(c);
+    tn_device_cache_free(c);
+    c = tn_device_cache_new(1000); /* rounded up to 1024 */
+    ck_assert_ptr_nonnull(c);
+    tn_device_cache_clear(c);
+    tn_device_cache_free(c);
+}
+END_TEST
+
+/* Classifies the corpus twice through cache and compares with no cache. */
+static void corpus_through(const struct tn_devices *d, struct tn_device_cache *c,
+                           pcre2_match_data *md, const int *want)
+{
+    size_t i, round;
+
+    for (round = 0; round < 2; round++) {
+        for (i = 0; i < ncases; i++) {
+            int got = tn_devices_classify(d, c, md, cases[i].ua, cases[i].len);
+
+            ck_assert_msg(got == want[i], "round %zu line %d: cache says %s, regexes %s: %s",
+                          round, cases[i].line, name_of(d, got), name_of(d, want[i]),
+                          cases[i].ua);
+        }
+    }
+}
+
+START_TEST(device_cache_agrees)
+{
+    struct tn_devices *d;
+    struct tn_device_cache *tiny = tn_device_cache_new(4), *big = tn_device_cache_new(4096);
+    pcre2_match_data *md = new_md();
+    int want[MAX_UA];
+    uint64_t hits, misses;
+    size_t i;
+
+    load_corpus();
+    d = load_default();
+    for (i = 0; i < ncases; i++)
+        want[i] = tn_devices_classify(d, NULL, md, cases[i].ua, cases[i].len);
+
+    corpus_through(d, tiny, md, want); /* 4 slots: every slot is fought over */
+    tn_device_cache_stats(tiny, &hits, &misses);
+    ck_assert_uint_eq(hits + misses, 2 * ncases);
+
+    corpus_through(d, big, md, want);
+    tn_device_cache_stats(big, &hits, &misses);
+    ck_assert_uint_eq(hits + misses, 2 * ncases);
+    ck_assert_uint_ge(hits, ncases / 2); /* the second round mostly hits */
+
+    /* a UA and a prefix of it are different keys */
+    ck_assert_int_eq(tn_devices_classify(d, big, md, "curl/8.5.0 (iPad)", 17), 0);
+    ck_assert_int_eq(tn_devices_classify(d, big, md, "curl/8.5.0 (iPad)", 4), -1);
+    ck_assert_int_eq(tn_devices_classify(d, big, md, "(iPad)", 6), tn_devices_find(d, "tablet"));
+
+    tn_devices_free(d);
+    tn_device_cache_free(tiny);
+    tn_device_cache_free(big);
+    pcre2_match_data_free(md);
+    free_corpus();
+}
+END_TEST
+
+START_TEST(device_cache_follows_catalog)
+{
+    static const struct tn_conf_device a[] = {{"tv", "tv"}, {"other", "."}};
+    static const struct tn_conf_device b[] = {{"other", "."}, {"tv", "tv"}};
+    struct tn_devices *da = build(a, 2), *db = build(b, 2);
+    struct tn_device_cache *c = tn_device_cache_new(64);
+    pcre2_match_data *md = new_md();
+
+    ck_assert_int_eq(classify_s(da, c, md, "smart tv"), 0);
+    ck_assert_int_eq(classify_s(da, c, md, "smart tv"), 0);
+    /* a reload hands the worker a new catalog: no stale answer */
+    ck_assert_int_eq(classify_s(db, c, md, "smart tv"), 0);
+    ck_assert_str_eq(tn_devices_name(db, 0), "other");
+    ck_assert_int_eq(classify_s(da, c, md, "smart tv"), 0);
+    ck_assert_str_eq(tn_devices_name(da, 0), "tv");
+    ck_assert_int_eq(classify_s(da, c, md, "radio"), 1);
+    ck_assert_int_eq(classify_s(db, c, md, "radio"), 0);
+    tn_device_cache_clear(c);
+    ck_assert_int_eq(classify_s(db, c, md, "radio"), 0);
+    tn_devices_free(da);
+    tn_devices_free(db);
+    tn_device_cache_free(c);
+    pcre2_match_data_free(md);
+}
+END_TEST
+
+struct worker {
+    pthread_t tid;
+    const struct tn_devices *d;
+    const int *want;
+    size_t seed;
+    size_t wrong, done;
+};
+
+/* One worker: its own match data and cache, the corpus 200 times in its
+ * own order. */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct tn_device_cache *c = tn_device_cache_new(64);
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    size_t r, i;
+
+    if (!c || !md) {
+        w->wrong = (size_t)-1;
+        goto out;
+    }
+    for (r = 0; r < 200; r++) {
+        for (i = 0; i < ncases; i++) {
+            size_t k = (i * 7 + w->seed + r) % ncases;
+
+            w->wrong += tn_devices_classify(w->d, c, md, cases[k].ua, cases[k].len) != w->want[k];
+            w->done++;
+        }
+    }
+out:
+    tn_device_cache_free(c);
+    pcre2_match_data_free(md);
+    return NULL;
+}
+
+START_TEST(device_per_thread_use)
+{
+    struct worker w[NTHREADS];
+    struct tn_devices *d;
+    pcre2_match_data *md = new_md();
+    int want[MAX_UA];
+    size_t i;
+
+    load_corpus();
+    ck_assert_uint_ne(ncases % 7, 0); /* so i * 7 visits every line */
+    d = load_default();
+    for (i = 0; i < ncases; i++)
+        want[i] = tn_devices_classify(d, NULL, md, cases[i].ua, cases[i].len);
+    for (i = 0; i < NTHREADS; i++) {
+        w[i] = (struct worker){.d = d, .want = want, .seed = i * 31};
+        ck_assert_int_eq(pthread_create(&w[i].tid, NULL, worker_main, &w[i]), 0);
+    }
+    for (i = 0; i < NTHREADS; i++) {
+        ck_assert_int_eq(pthread_join(w[i].tid, NULL), 0);
+        ck_assert_uint_eq(w[i].wrong, 0);
+        ck_assert_uint_eq(w[i].done, 200 * ncases);
+    }
+    tn_devices_free(d);
+    pcre2_match_data_free(md);
+    free_corpus();
+}
+END_TEST
+
+/* Not an assertion: prints ns per classification, regexes only (a cache
+ * miss: every UA of the corpus, then the browsers alone) and on a cache
+ * hit. */
+START_TEST(device_speed)
+{
+    static const char *const kinds[] = {"bot", "smart-tv", "console", "tablet",
+                                        "phone", "desktop", "none"};
+    struct tn_devices *d;
+    struct tn_device_cache *c = tn_device_cache_new(4096);
+    pcre2_match_data *md = new_md();
+    volatile int sink = 0;
+    double t0, miss_all, hit, per_kind[TN_ARRAY_LEN(kinds)];
+    size_t i, k, r, reps = 400, hreps = 20000, n;
+    uint64_t hits, misses;
+
+    load_corpus();
+    d = load_default();
+    for (i = 0; i < ncases; i++) /* warm up: JIT code and caches */
+        sink += tn_devices_classify(d, NULL, md, cases[i].ua, cases[i].len);
+    t0 = now_ns();
+    for (r = 0; r < reps; r++)
+        for (i = 0; i < ncases; i++)
+            sink += tn_devices_classify(d, NULL, md, cases[i].ua, cases[i].len);
+    miss_all = (now_ns() - t0) / (double)(reps * ncases);
+    for (k = 0; k < TN_ARRAY_LEN(kinds); k++) {
+        t0 = now_ns();
+        for (r = n = 0; r < reps; r++)
+            for (i = 0; i < ncases; i++)
+                if (!strcmp(cases[i].want, kinds[k])) {
+                    sink += tn_devices_classify(d, NULL, md, cases[i].ua, cases[i].len);
+                    n++;
+                }
+        per_kind[k] = n ? (now_ns() - t0) / (double)n : 0;
+    }
+    for (i = 0; i < ncases; i++)
+        sink += tn_devices_classify(d, c, md, cases[i].ua, cases[i].len);
+    t0 = now_ns();
+    for (r = 0; r < hreps; r++)
+        for (i = 0; i < ncases; i++)
+            sink += tn_devices_classify(d, c, md, cases[i].ua, cases[i].len);
+    hit = (now_ns() - t0) / (double)(hreps * ncases);
+    tn_device_cache_stats(c, &hits, &misses);
+
+    printf("device: %zu User-Agents, miss (regexes) %.0f ns/classify, hit %.1f ns/classify "
+           "(hit rate %.4f)\ndevice: miss by class:",
+           ncases, miss_all, hit, (double)hits / (double)(hits + misses));
+    for (k = 0; k < TN_ARRAY_LEN(kinds); k++)
+        printf(" %s %.0f", kinds[k], per_kind[k]);
+    printf(" ns\n");
+    fflush(stdout);
+    (void)sink;
+    tn_devices_free(d);
+    tn_device_cache_free(c);
+    pcre2_match_data_free(md);
+    free_corpus();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("device");
+    TCase *tc = tcase_create("device");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, device_corpus_classifies);
+    tcase_add_test(tc, device_default_catalog_classes);
+    tcase_add_test(tc, device_first_match_wins);
+    tcase_add_test(tc, device_bad_regex_names_class);
+    tcase_add_test(tc, device_empty_or_absent_ua);
+    tcase_add_test(tc, device_cache_sizes);
+    tcase_add_test(tc, device_cache_agrees);
+    tcase_add_test(tc, device_cache_follows_catalog);
+    tcase_add_test(tc, device_per_thread_use);
+    tcase_add_test(tc, device_speed);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

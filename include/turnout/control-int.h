@@ -53,5 +53,9 @@ void tn_ctl_reschedule_ramps(struct tn_ctl *c);
 int tn_ctl_sync_write(struct tn_ctl *c, const struct tn_ctl_change *cm);
 void tn_ctl_sync_start(struct tn_ctl *c);
 int tn_ctl_sync_same(const struct tn_conf_redis *a, const struct tn_conf_redis *b);
+/* Loads every segment's Redis set again (the last loaded stays until each
+ * load completes); frees the sets and the loader. */
+void tn_ctl_sets_reload(struct tn_ctl *c);
+void tn_ctl_sets_free(struct tn_ctl *c);
 
 #endif

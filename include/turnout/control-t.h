@@ -16,6 +16,17 @@ struct tn_plan;
 struct tn_overlay;
 struct tn_redis;
 struct tn_health;
+struct tn_geodb;
+struct tn_strset;
+struct tn_setload;
+
+/* A Redis set of a segment, as last loaded. */
+struct tn_ctl_set {
+    char *name;            /* the set's name: key turnout:{ns}:segment:{name} */
+    struct tn_strset *set; /* one reference, NULL until a load completed */
+    uint64_t loaded_ms;    /* wall clock of the last completed load */
+    char error[160];       /* the last failed load's reason, "" when none */
+};
 
 /* One route's runtime state, by route id. */
 struct tn_ctl_route {
@@ -90,6 +101,12 @@ struct tn_ctl {
     int resync_after_writes;
     char redis_why[160];
     struct tn_health *health;
+    struct tn_setload *setload;  /* Redis sets of segments */
+    struct tn_ctl_set *sets;
+    size_t nsets;
+    uint64_t sets_reloaded_ms;   /* monotonic: last periodic reload of every set */
+    struct tn_geodb *geodb;      /* the GeoIP database in force (one reference) */
+    int geodb_failed;            /* a replaced file failed to open (logged once) */
     struct event *ramp_ev;  /* next ramp step */
     struct event *tick_ev;  /* health bookkeeping, every 500 ms */
     char *state_file;

@@ -20,6 +20,8 @@
 #include "turnout/json.h"
 #include "turnout/overlay.h"
 #include "turnout/route.h"
+#include "turnout/setload.h"
+#include "turnout/strset.h"
 
 #define MAX_ARGS 12
 #define MAX_ARG 512
@@ -39,6 +41,7 @@ static const char help_text[] =
     "show info [json]                            version, uptime, workers, versions, Redis\n"
     "show routes [json]                          match, from, to, percent and its source\n"
     "show backends [json]                        servers, states, health\n"
+    "show segments [json]                        user segments and their Redis sets\n"
     "show pins [PREFIX] [json]                   pinned users\n"
     "show events [N] [json]                      the latest N changes (default 20)\n"
     "set weight ROUTE PERCENT                    0 to 100, at most two decimals\n"
@@ -327,6 +330,83 @@ static void show_backends(struct cmd *k)
         evbuffer_add(k->out, "]\n", 2);
 }
 
+/* ---- show segments ---- */
+
+static const char *const segment_kinds[] = {"header", "cookie", "query", "redis_set"};
+
+static const struct tn_ctl_set *find_set(const struct tn_ctl *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->nsets; i++)
+        if (!strcmp(c->sets[i].name, name))
+            return &c->sets[i];
+    return NULL;
+}
+
+/* "equals beta,staff", "regex ^b", or the Redis set's state. */
+static void segment_detail(const struct tn_ctl *c, const struct tn_conf_segment *sg, char *buf,
+                           size_t len)
+{
+    const struct tn_ctl_set *cs;
+    size_t i, off = 0, members = 0;
+
+    buf[0] = '\0';
+    if (sg->kind != TN_SEGMENT_REDIS_SET) {
+        if (sg->regex) {
+            snprintf(buf, len, "regex %s", sg->regex);
+            return;
+        }
+        off = (size_t)snprintf(buf, len, "equals ");
+        for (i = 0; i < sg->equals.n && off < len; i++)
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", sg->equals.v[i]);
+        return;
+    }
+    cs = find_set(c, sg->source);
+    if (c->setload && tn_setload_busy(c->setload, sg->source, &members))
+        snprintf(buf, len, "loading (%zu members so far)", members);
+    else if (cs && cs->set)
+        snprintf(buf, len, "%zu members", tn_strset_count(cs->set));
+    else
+        snprintf(buf, len, "not loaded%s%s", cs && cs->error[0] ? ": " : "",
+                 cs && cs->error[0] ? cs->error : "");
+}
+
+static void show_segments(struct cmd *k)
+{
+    const struct tn_ctl *c = k->c;
+    const struct tn_conf *conf = c->plan->conf;
+    char detail[512];
+    size_t i;
+
+    if (k->json)
+        evbuffer_add(k->out, "[", 1);
+    for (i = 0; i < conf->nsegments; i++) {
+        const struct tn_conf_segment *sg = &conf->segments[i];
+        const struct tn_ctl_set *cs = find_set(c, sg->source);
+
+        segment_detail(c, sg, detail, sizeof(detail));
+        if (!k->json) {
+            evbuffer_add_printf(k->out, "%-16s %-9s %-20s %s\n", sg->name, segment_kinds[sg->kind],
+                                sg->source, detail);
+            continue;
+        }
+        evbuffer_add_printf(k->out, "%s{\"name\":", i ? "," : "");
+        tn_json_str(k->out, sg->name);
+        evbuffer_add_printf(k->out, ",\"kind\":\"%s\",\"source\":", segment_kinds[sg->kind]);
+        tn_json_str(k->out, sg->source);
+        evbuffer_add_printf(k->out, ",\"detail\":");
+        tn_json_str(k->out, detail);
+        if (sg->kind == TN_SEGMENT_REDIS_SET)
+            evbuffer_add_printf(k->out, ",\"members\":%zu,\"loaded_ms\":%" PRIu64,
+                                cs && cs->set ? tn_strset_count(cs->set) : 0,
+                                cs ? cs->loaded_ms : 0);
+        evbuffer_add(k->out, "}", 1);
+    }
+    if (k->json)
+        evbuffer_add(k->out, "]\n", 2);
+}
+
 /* ---- show pins / events ---- */
 
 static void show_pins(struct cmd *k, const char *prefix)
@@ -426,6 +506,8 @@ static void cmd_show(struct cmd *k)
         show_routes(k);
     else if (!strcmp(what, "backends") && !nargs)
         show_backends(k);
+    else if (!strcmp(what, "segments") && !nargs)
+        show_segments(k);
     else if (!strcmp(what, "pins") && nargs <= 1)
         show_pins(k, nargs ? k->argv[2] : NULL);
     else if (!strcmp(what, "events") && nargs <= 1) {
@@ -436,10 +518,11 @@ static void cmd_show(struct cmd *k)
                        TN_CTL_EVENTS, k->argv[2]);
         show_events(k, n);
     } else if (!strcmp(what, "info") || !strcmp(what, "routes") || !strcmp(what, "backends") ||
-               !strcmp(what, "pins") || !strcmp(what, "events"))
+               !strcmp(what, "pins") || !strcmp(what, "events") || !strcmp(what, "segments"))
         err(k, "show %s: unexpected argument \"%s\"", what, k->argv[k->argc - 1]);
     else
-        err(k, "unknown show command \"%s\"; try: show info|routes|backends|pins|events", what);
+        err(k, "unknown show command \"%s\"; try: show info|routes|backends|segments|pins|events",
+            what);
 }
 
 /* ---- changes ---- */

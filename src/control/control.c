@@ -24,6 +24,10 @@
 #include "turnout/overlay.h"
 #include "turnout/redis.h"
 #include "turnout/route.h"
+#include "turnout/setload.h"
+#include "turnout/strset.h"
+#include "config.h"
+#include "turnout/geodb.h"
 
 uint64_t tn_ctl_unix_ms(void)
 {
@@ -238,6 +242,18 @@ void tn_ctl_publish(struct tn_ctl *c)
     }
     tn_pins_unref(ov->pins);
     ov->pins = tn_pins_ref(c->pins_table);
+#ifdef TN_WITH_GEO
+    ov->geodb = tn_geodb_ref(c->geodb);
+#endif
+    if (c->nsets) {
+        ov->sets = tn_xcalloc(c->nsets, sizeof(*ov->sets));
+        for (i = 0; i < c->nsets; i++) {
+            if (!c->sets[i].set)
+                continue;
+            ov->sets[ov->nsets].name = tn_xstrdup(c->sets[i].name);
+            ov->sets[ov->nsets++].set = tn_strset_ref(c->sets[i].set);
+        }
+    }
     c->hooks.publish(c->hooks.arg, ov);
 }
 
@@ -642,6 +658,55 @@ static void on_health(void *arg, uint32_t id, enum tn_health_state st, const cha
     commit(c, &cm);
 }
 
+#define SETS_RELOAD_MS (5 * 60 * 1000) /* segment sets are read again this often */
+
+/* The GeoIP database of plan, or NULL (the geo module keeps it). */
+struct tn_geodb *tn_geo_plan_db(const struct tn_plan *plan);
+
+/* Takes the database the plan opened as the one in force. */
+static void adopt_plan_geodb(struct tn_ctl *c)
+{
+#ifdef TN_WITH_GEO
+    struct tn_geodb *db = tn_geo_plan_db(c->plan);
+
+    if (db == c->geodb)
+        return;
+    tn_geodb_unref(c->geodb);
+    c->geodb = tn_geodb_ref(db);
+    c->geodb_failed = 0;
+#else
+    (void)c;
+#endif
+}
+
+/* A new file at the database's path replaces it, without a reload; a file
+ * that does not open (still being written) is tried again later. */
+static void watch_geodb(struct tn_ctl *c)
+{
+#ifdef TN_WITH_GEO
+    struct tn_geodb *db;
+    char *err = NULL;
+
+    if (!c->geodb || !tn_geodb_changed(c->geodb))
+        return;
+    db = tn_geodb_open(tn_geodb_path(c->geodb), &err);
+    if (!db) {
+        if (!c->geodb_failed)
+            tn_log(TN_LOG_WARN, "geoip: %s; the database in force stays", err ? err : "?");
+        c->geodb_failed = 1;
+        free(err);
+        return;
+    }
+    tn_geodb_unref(c->geodb);
+    c->geodb = db;
+    c->geodb_failed = 0;
+    tn_ctl_publish(c);
+    tn_ctl_event_add(c, "geoip", "geoip database", "replaced", tn_geodb_path(db));
+#else
+    (void)c;
+#endif
+}
+
 /* Twice a second: passive ejections and routes whose "to" is entirely down
  * become events (the workers act on them by themselves). */
 static void on_tick(evutil_socket_t fd, short what_, void *arg)
@@ -652,6 +717,9 @@ static void on_tick(evutil_socket_t fd, short what_, void *arg)
 
     (void)fd;
     (void)what_;
+    watch_geodb(c);
+    if (c->redis_up && c->nsets && now - c->sets_reloaded_ms >= SETS_RELOAD_MS)
+        tn_ctl_sets_reload(c);
     for (b = 0; b < c->plan->conf->nbackends; b++) {
         const struct tn_conf_backend *be = &c->plan->conf->backends[b];
 
@@ -740,6 +808,7 @@ void tn_ctl_start(struct tn_ctl *c)
     struct timeval half = {0, 500 * 1000};
     char why[256];
 
+    adopt_plan_geodb(c);
     if (c->state_file && tn_statefile_load(c, c->state_file, why, sizeof(why)) != TN_OK)
         tn_log(TN_LOG_WARN, "state file %s: %s; starting from the configuration", c->state_file,
                why);
@@ -779,12 +848,17 @@ void tn_ctl_set_plan(struct tn_ctl *c, struct tn_plan *plan)
         commit(c, &cm);
     }
     tn_health_configure(c->health, plan);
+    adopt_plan_geodb(c);
     if (!redis_same) {
+        tn_setload_free(c->setload); /* before its client */
+        c->setload = NULL;
         tn_redis_free(c->redis);
         c->redis = NULL;
         c->redis_up = 0;
         c->writes_in_flight = 0;
         tn_ctl_sync_start(c);
+    } else if (c->redis_up) {
+        tn_ctl_sets_reload(c); /* segments the new file added */
     }
     free(c->state_file);
     c->state_file = plan->conf->state_file ? tn_xstrdup(plan->conf->state_file) : NULL;
@@ -798,7 +872,11 @@ void tn_ctl_free(struct tn_ctl *c)
 {
     if (!c)
         return;
+    tn_ctl_sets_free(c); /* the loader before its client */
     tn_redis_free(c->redis);
+#ifdef TN_WITH_GEO
+    tn_geodb_unref(c->geodb);
+#endif
     tn_health_free(c->health);
     if (c->ramp_ev)
         event_free(c->ramp_ev);

@@ -17,6 +17,8 @@
 #include "turnout/ramp.h"
 #include "turnout/redis.h"
 #include "turnout/route.h"
+#include "turnout/setload.h"
+#include "turnout/strset.h"
 
 static void on_written(void *arg, uint64_t version, const char *err)
 {
@@ -272,6 +274,7 @@ static void on_link(void *arg, enum tn_redis_link link, const char *why)
     if (up) {
         push_dirty(c);
         tn_redis_report(c->redis, c->version);
+        tn_ctl_sets_reload(c);
     }
 }
 
@@ -284,9 +287,110 @@ const char *tn_ctl_redis_describe(const struct tn_ctl *c, char *buf, size_t len)
     return tn_redis_describe(c->redis, buf, len);
 }
 
+/* ---- segment sets ---- */
+
+static struct tn_ctl_set *set_find(struct tn_ctl *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->nsets; i++)
+        if (!strcmp(c->sets[i].name, name))
+            return &c->sets[i];
+    return NULL;
+}
+
+/* Makes sure every redis_set segment of the plan has an entry. */
+static void sets_fit(struct tn_ctl *c)
+{
+    const struct tn_conf *conf = c->plan->conf;
+    size_t i;
+
+    for (i = 0; i < conf->nsegments; i++) {
+        const struct tn_conf_segment *sg = &conf->segments[i];
+
+        if (sg->kind != TN_SEGMENT_REDIS_SET || set_find(c, sg->source))
+            continue;
+        c->sets = tn_xrealloc(c->sets, (c->nsets + 1) * sizeof(*c->sets));
+        memset(&c->sets[c->nsets], 0, sizeof(*c->sets));
+        c->sets[c->nsets++].name = tn_xstrdup(sg->source);
+    }
+}
+
+static void set_load(struct tn_ctl *c, const char *name)
+{
+    char key[256];
+
+    if (!c->setload || !set_find(c, name))
+        return;
+    snprintf(key, sizeof(key), "turnout:%s:segment:%s", c->plan->conf->redis.namespace_, name);
+    if (tn_setload_start(c->setload, name, key) != TN_OK)
+        tn_log(TN_LOG_WARN, "segment set %s: cannot load now (redis not up)", name);
+}
+
+void tn_ctl_sets_reload(struct tn_ctl *c)
+{
+    size_t i;
+
+    sets_fit(c);
+    for (i = 0; i < c->nsets; i++)
+        set_load(c, c->sets[i].name);
+    c->sets_reloaded_ms = tn_now_ms();
+}
+
+static void on_set_loaded(void *arg, const char *name, struct tn_strset *set, const char *err)
+{
+    struct tn_ctl *c = arg;
+    struct tn_ctl_set *cs = set_find(c, name);
+    char what[200], to[200];
+
+    snprintf(what, sizeof(what), "segment set %s", name);
+    if (!cs) {
+        tn_strset_unref(set);
+        return;
+    }
+    if (!set) { /* the last loaded set stays in force */
+        tn_ctl_copy(cs->error, sizeof(cs->error), err);
+        tn_log(TN_LOG_WARN, "segment set %s: load failed: %s; the last one stays", name,
+               err ? err : "?");
+        return;
+    }
+    snprintf(to, sizeof(to), "%zu members", tn_strset_count(set));
+    tn_ctl_event_add(c, "redis", what,
+                     cs->set ? "reloaded" : "loaded", to);
+    tn_strset_unref(cs->set);
+    cs->set = set;
+    cs->loaded_ms = tn_ctl_unix_ms();
+    cs->error[0] = '\0';
+    tn_ctl_publish(c);
+}
+
+static void on_message(void *arg, const char *payload)
+{
+    struct tn_ctl *c = arg;
+
+    if (!strncmp(payload, "segment:", 8))
+        set_load(c, payload + 8);
+}
+
+void tn_ctl_sets_free(struct tn_ctl *c)
+{
+    size_t i;
+
+    tn_setload_free(c->setload);
+    c->setload = NULL;
+    for (i = 0; i < c->nsets; i++) {
+        free(c->sets[i].name);
+        tn_strset_unref(c->sets[i].set);
+    }
+    free(c->sets);
+    c->sets = NULL;
+    c->nsets = 0;
+}
+
 void tn_ctl_sync_start(struct tn_ctl *c)
 {
-    static const struct tn_redis_cbs cbs_tmpl = {.on_snapshot = on_snapshot, .on_link = on_link};
+    static const struct tn_redis_cbs cbs_tmpl = {
+        .on_snapshot = on_snapshot, .on_link = on_link, .on_message = on_message};
     struct tn_redis_cbs cbs = cbs_tmpl;
     const char *why = NULL;
 
@@ -294,8 +398,12 @@ void tn_ctl_sync_start(struct tn_ctl *c)
         return;
     cbs.arg = c;
     c->redis = tn_redis_new(c->base, &c->plan->conf->redis, c->node_id, &cbs, &why);
-    if (!c->redis)
+    if (!c->redis) {
         tn_log(TN_LOG_ERR, "redis: %s; running without fleet sync", why ? why : "cannot start");
+        return;
+    }
+    c->setload = tn_setload_new(c->redis, on_set_loaded, c);
+    sets_fit(c);
 }
 
 int tn_ctl_sync_same(const struct tn_conf_redis *a, const struct tn_conf_redis *b)

@@ -1,9 +1,10 @@
 #!/usr/bin/perl
 # Writes a small GeoIP2-City-like database for the unit tests:
-#   perl make-geo-mmdb.pl [--no-alias] OUT.mmdb
+#   perl make-geo-mmdb.pl [--no-alias] [--empty] OUT.mmdb
 # Networks in several countries and continents, IPv4 and IPv6, some with a
 # subdivision. --no-alias leaves ::ffff:0:0/96 unmapped, so that only a
-# reader that turns IPv4-mapped addresses into IPv4 finds them.
+# reader that turns IPv4-mapped addresses into IPv4 finds them. --empty
+# writes a valid database with no network (to test a replaced file).
 # Needs Debian's libmaxmind-db-writer-perl.
 use strict;
 use warnings;
@@ -11,11 +12,14 @@ use warnings;
 use MaxMind::DB::Writer::Tree;
 
 my $alias = 1;
-if ( @ARGV && $ARGV[0] eq '--no-alias' ) {
-    $alias = 0;
-    shift @ARGV;
+my $empty = 0;
+while ( @ARGV && $ARGV[0] =~ /^--/ ) {
+    my $opt = shift @ARGV;
+    if    ( $opt eq '--no-alias' ) { $alias = 0 }
+    elsif ( $opt eq '--empty' )    { $empty = 1 }
+    else                           { die "unknown option $opt\n" }
 }
-die "usage: $0 [--no-alias] OUT.mmdb\n" unless @ARGV == 1;
+die "usage: $0 [--no-alias] [--empty] OUT.mmdb\n" unless @ARGV == 1;
 my $out = $ARGV[0];
 
 my %types = (
@@ -87,7 +91,7 @@ for my $n (@nets) {
         # IPv4 lives in ::/96 of an IPv6 tree, where IPv4 lookups start
         $net = "::$1/" . ( 96 + $2 );
     }
-    $tree->insert_network( $net, \%rec );
+    $tree->insert_network( $net, \%rec ) unless $empty;
 }
 
 open my $fh, '>:raw', $out or die "$out: $!\n";

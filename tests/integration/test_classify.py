@@ -1,0 +1,218 @@
+"""Classification end to end: routes matching on country, continent and
+subdivision (a real .mmdb made at test time with Debian's
+libmaxmind-db-writer-perl), on device class (User-Agent), and on segments
+(header, cookie, query; a Redis set with a real redis-server). Each route
+pins its own backend, so the backend that answers says which route took the
+request."""
+
+import os
+import subprocess
+
+import pytest
+
+import harness
+from admin import cmd, jcmd
+from client import Client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MKMMDB = os.path.join(HERE, "..", "unit", "data", "make-geo-mmdb.pl")
+
+
+@pytest.fixture(scope="module")
+def mmdb(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("geo") / "test-city.mmdb")
+    subprocess.run(["perl", MKMMDB, out], check=True, capture_output=True, timeout=120)
+    return out
+
+
+def platform(resp):
+    assert resp.status == 200, (resp.status, resp.body[:200])
+    return resp.header("X-Platform")
+
+
+def get(t, headers, target="/"):
+    with Client(*t.listen) as c:
+        c.request("GET", target, headers)
+        return platform(c.response())
+
+
+def start(turnout_factory, backend_factory, routes, names, extra, short_dir=None, **kw):
+    backends = {n: [backend_factory("platform", n).address] for n in names}
+    ex = dict(extra)
+    if short_dir is not None:
+        ex["admin"] = {"socket": short_dir("admin.sock")}
+    t = turnout_factory(backends=backends, routes=routes, extra=ex, **kw)
+    if short_dir is not None:
+        t.sock = ex["admin"]["socket"]
+    return t
+
+
+GEO_ROUTES = [
+    {"name": "bavaria", "match": {"subdivision": ["DE-BY"]}, "backend": "bavaria"},
+    {"name": "nordic", "match": {"country": ["SE", "NO"]}, "backend": "nordic"},
+    {"name": "asia", "match": {"continent": "AS"}, "backend": "asia"},
+    {"name": "washington", "match": {"subdivision": "WA"}, "backend": "washington"},
+    {"name": "default", "backend": "legacy"},
+]
+GEO_NAMES = ["bavaria", "nordic", "asia", "washington", "legacy"]
+
+
+def test_geography_from_a_trusted_proxy_s_x_forwarded_for(turnout_factory, backend_factory,
+                                                          mmdb):
+    t = start(turnout_factory, backend_factory, GEO_ROUTES, GEO_NAMES,
+              {"geoip": {"database": mmdb}, "trusted_proxies": ["127.0.0.0/8", "10.0.0.0/8"]})
+    cases = [
+        ("93.184.1.1", "bavaria"),            # DE, subdivision BY
+        ("2003::1", "bavaria"),               # IPv6, DE-BY
+        ("89.160.20.5", "nordic"),            # SE
+        ("2a02:cf40::7", "nordic"),           # IPv6 NO
+        ("175.16.199.9", "asia"),             # CN
+        ("2001:218::1", "asia"),              # IPv6 JP
+        ("216.160.83.60", "washington"),      # US-WA
+        ("81.2.69.160", "legacy"),            # GB
+        ("192.0.2.1", "legacy"),              # not in the database
+        ("10.1.2.3, 93.184.7.7", "bavaria"),  # right-most untrusted... is 93.184.7.7
+        ("93.184.7.7, 10.9.9.9", "bavaria"),  # a trusted hop is skipped
+        ("[2003::5]:4711", "bavaria"),
+    ]
+    for xff, want in cases:
+        assert get(t, [("X-Forwarded-For", xff)]) == want, xff
+    # a client cannot choose its country: its own X-Forwarded-For entries are
+    # left of the address the trusted proxy appended
+    assert get(t, [("X-Forwarded-For", "93.184.1.1, 81.2.69.160")]) == "legacy"
+    assert get(t, [("X-Forwarded-For", "93.184.1.1"),
+                   ("X-Forwarded-For", "175.16.199.9")]) == "asia"
+    # garbage where the proxy's entry should be: the proxy (peer) is used
+    assert get(t, [("X-Forwarded-For", "93.184.1.1, garbage")]) == "legacy"
+
+
+def test_untrusted_peer_s_x_forwarded_for_is_ignored(turnout_factory, backend_factory, mmdb):
+    t = start(turnout_factory, backend_factory, GEO_ROUTES, GEO_NAMES,
+              {"geoip": {"database": mmdb}})
+    assert get(t, [("X-Forwarded-For", "93.184.1.1")]) == "legacy"
+
+
+def test_geo_answers_agree_with_mmdblookup(mmdb):
+    for ip, want in (("93.184.1.1", "DE"), ("2001:218::1", "JP"), ("89.160.20.5", "SE")):
+        out = subprocess.run(["mmdblookup", "--file", mmdb, "--ip", ip, "country", "iso_code"],
+                             capture_output=True, text=True, timeout=30).stdout
+        assert '"%s"' % want in out, (ip, out)
+
+
+def test_geo_route_without_database_is_a_config_error(turnout_binary, tmp_path):
+    cfg = harness.make_config(["127.0.0.1:%d" % harness.free_port()], {"b": ["127.0.0.1:1"]},
+                              [{"name": "de", "match": {"country": "DE"}, "backend": "b"}])
+    path = tmp_path / "t.yaml"
+    path.write_text(harness.to_yaml(cfg) + "\n")
+    r = harness.run_check(turnout_binary, str(path))
+    assert r.returncode != 0
+    assert b"t.yaml:" in r.stderr and b"route de matches on country but geoip.database is not set" \
+        in r.stderr, r.stderr
+
+
+def test_geo_database_replaced_on_disk_is_picked_up(turnout_factory, backend_factory, mmdb,
+                                                    tmp_path, short_dir):
+    live = str(tmp_path / "live.mmdb")
+    with open(mmdb, "rb") as f:
+        data = f.read()
+    with open(live, "wb") as f:
+        f.write(data)
+    routes = [{"name": "de", "match": {"country": "DE"}, "backend": "bavaria"},
+              {"name": "default", "backend": "legacy"}]
+    t = start(turnout_factory, backend_factory, routes, ["bavaria", "legacy"],
+              {"geoip": {"database": live}, "trusted_proxies": ["127.0.0.0/8"]}, short_dir)
+    assert get(t, [("X-Forwarded-For", "93.184.1.1")]) == "bavaria"
+    # an empty database file replaces it atomically: nothing is German any more
+    empty = str(tmp_path / "empty.mmdb")
+    subprocess.run(["perl", MKMMDB, "--empty", empty], check=True, capture_output=True,
+                   timeout=120)
+    os.replace(empty, live)
+    harness.wait_until(lambda: get(t, [("X-Forwarded-For", "93.184.1.1")]) == "legacy", 5,
+                       "the replaced database in force")
+    ev = [e for e in jcmd(t.sock, "show events 50") if e["what"] == "geoip database"]
+    assert ev and ev[-1]["from"] == "replaced"
+
+
+DEVICES = {"smart-tv": "Tizen|Web0S|AFT[A-Z]|CrKey|Roku",
+           "phone": "iPhone|Android.*Mobile",
+           "desktop": "Windows NT|Macintosh|X11"}
+
+TIZEN = ("Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "76.0.3809.146/6.0 TV Safari/537.36")
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1")
+WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/120.0.0.0 Safari/537.36")
+
+
+def test_device_classes(turnout_factory, backend_factory):
+    routes = [{"name": "tv", "match": {"device": "smart-tv"}, "backend": "tv"},
+              {"name": "mobile", "match": {"device": "phone"}, "backend": "mobile"},
+              {"name": "default", "backend": "legacy"}]
+    t = start(turnout_factory, backend_factory, routes, ["tv", "mobile", "legacy"],
+              {"devices": DEVICES})
+    assert get(t, [("User-Agent", TIZEN)]) == "tv"
+    assert get(t, [("User-Agent", IPHONE)]) == "mobile"
+    assert get(t, [("User-Agent", WINDOWS)]) == "legacy"
+    assert get(t, []) == "legacy"
+    for _ in range(3):  # the per-worker cache answers the same
+        assert get(t, [("User-Agent", TIZEN)]) == "tv"
+
+
+def test_segments_from_header_cookie_and_query(turnout_factory, backend_factory):
+    segs = {"beta": {"header": "X-User-Tier", "equals": ["beta", "alpha"]},
+            "staff": {"cookie": "role", "regex": "^(staff|admin)$"},
+            "qa": {"query": "qa", "equals": "1"}}
+    routes = [{"name": "staff", "match": {"segment": "staff"}, "backend": "staff"},
+              {"name": "beta", "match": {"segment": "beta"}, "backend": "beta"},
+              {"name": "qa", "match": {"segment": "qa"}, "backend": "qa"},
+              {"name": "default", "backend": "legacy"}]
+    t = start(turnout_factory, backend_factory, routes, ["staff", "beta", "qa", "legacy"],
+              {"segments": segs})
+    assert get(t, [("X-User-Tier", "beta")]) == "beta"
+    assert get(t, [("x-user-tier", "alpha")]) == "beta"   # header names in any case
+    assert get(t, [("X-User-Tier", "Beta")]) == "legacy"  # values are case-sensitive
+    assert get(t, [("Cookie", "a=1; role=admin")]) == "staff"
+    assert get(t, [("Cookie", "role=staffer")]) == "legacy"
+    assert get(t, [], target="/x?a=2&qa=1") == "qa"
+    assert get(t, [], target="/x?qa=11") == "legacy"
+
+
+def test_redis_set_segment_100k_members_updated_under_traffic(
+        turnout_factory, backend_factory, redis_factory, short_dir):
+    r = redis_factory()
+    rc = r.client()
+    key = "turnout:cls:segment:staff"
+    pipe = rc.pipeline(transaction=False)
+    for i in range(0, 100000, 5000):
+        pipe.sadd(key, *["member-%06d" % j for j in range(i, i + 5000)])
+    pipe.execute()
+    routes = [{"name": "staff", "match": {"segment": "staff"}, "backend": "staff"},
+              {"name": "default", "backend": "legacy"}]
+    t = start(turnout_factory, backend_factory, routes, ["staff", "legacy"],
+              {"segments": {"staff": {"redis_set": "staff"}},
+               "redis": {"address": r.address, "namespace": "cls"},
+               "sticky_key": [{"header": "X-User-Id"}]}, short_dir)
+    harness.wait_until(lambda: "100000 members" in cmd(t.sock, "show segments"), 20,
+                       "the set loaded")
+    seg = jcmd(t.sock, "show segments")[0]
+    assert (seg["name"], seg["kind"], seg["members"]) == ("staff", "redis_set", 100000)
+    for k in ("member-000000", "member-054321", "member-099999"):
+        assert get(t, [("X-User-Id", k)]) == "staff", k
+    for k in ("member-100000", "nobody"):
+        assert get(t, [("X-User-Id", k)]) == "legacy", k
+    # updated while traffic flows: the new member moves, the removed one leaves
+    with Client(*t.listen) as c:
+        rc.sadd(key, "newcomer")
+        rc.srem(key, "member-000000")
+        rc.publish("turnout:cls:changes", "segment:staff")
+
+        def moved():
+            c.request("GET", "/", [("X-User-Id", "newcomer")])
+            return platform(c.response()) == "staff"
+        harness.wait_until(moved, 10, "newcomer in the staff segment")
+    assert get(t, [("X-User-Id", "member-000000")]) == "legacy"
+    # Redis down: the last loaded set stays in force
+    r.stop()
+    harness.wait_until(lambda: not jcmd(t.sock, "show info")["redis"]["up"], 5, "redis down")
+    assert get(t, [("X-User-Id", "member-054321")]) == "staff"

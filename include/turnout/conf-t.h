@@ -199,8 +199,9 @@ struct tn_conf_rollback {
 };
 
 struct tn_conf_overrides {
-    char *header; /* NULL: off */
-    char *token_env;
+    char *header;       /* NULL: off */
+    char *token_header; /* default X-Turnout-Token */
+    char *token_env;    /* environment variable holding the token */
 };
 
 struct tn_conf_cidr {

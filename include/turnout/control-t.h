@@ -93,6 +93,7 @@ struct tn_ctl {
     size_t npins, pins_cap;
     int pins_changed;        /* rebuild the pins table at the next publish */
     struct tn_pins *pins_table; /* the last built (one reference) */
+    struct tn_overlay *ov;      /* the last published (one reference), for `explain` */
     struct tn_event *events; /* ring */
     size_t nevents, events_head;
     struct tn_redis *redis;

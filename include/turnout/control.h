@@ -55,6 +55,10 @@ const struct tn_event *tn_ctl_event(const struct tn_ctl *c, size_t i);
 int tn_ctl_server_ejected(const struct tn_ctl *c, int backend, int server, uint64_t *until_ms);
 const char *tn_ctl_redis_describe(const struct tn_ctl *c, char *buf, size_t len);
 
+/* For the router (explain): whether backend (plan index) has a usable
+ * server. ctx: the control plane. */
+int tn_ctl_backend_up(void *ctx, int backend);
+
 /* Restores a pin without recording a change (state file). */
 void tn_ctl_pin_restore(struct tn_ctl *c, const char *key, const char *backend);
 

@@ -46,4 +46,9 @@ void tn_device_cache_clear(struct tn_device_cache *c);
  * each catalog carries a unique generation). c may be NULL (zeros). */
 void tn_device_cache_stats(const struct tn_device_cache *c, uint64_t *hits, uint64_t *misses);
 
+struct tn_plan;
+
+/* The name of class idx in plan's catalog (device module), or NULL. */
+const char *tn_device_plan_name(const struct tn_plan *plan, int idx);
+
 #endif

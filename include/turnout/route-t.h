@@ -37,6 +37,8 @@ struct tn_plan {
     uint32_t *backend_ids; /* [backend]: stable identities */
     uint32_t **server_ids; /* [backend][server] */
     uint32_t max_route_id; /* 1 + the largest route id of this plan */
+    char *override_token;  /* from overrides.token_env at build time; NULL: trusted peers only */
+    size_t override_token_len;
     void *mod_state[8];    /* [i]: state of tn_modules[i] for this plan, NULL when unused */
     unsigned needs;        /* TN_FACT_* some route matches on */
 };
@@ -48,7 +50,8 @@ struct tn_plan {
     X(SHIFT_TO)   /* bucket < percent: shifted to "to" */                                          \
     X(SHIFT_FROM) /* bucket >= percent: stays on "from" */                                       \
     X(USER_PIN)   /* the user's sticky key is pinned (`pin`) */                                    \
-    X(TO_DOWN)    /* shifted, but every server of "to" is down: sent to "from" */
+    X(TO_DOWN)    /* shifted, but every server of "to" is down: sent to "from" */                  \
+    X(OVERRIDE)   /* the override header, with a valid token or from a trusted address */
 
 enum tn_route_reason {
 #define TN_X_ENUM(r) TN_ROUTE_##r,
@@ -89,6 +92,12 @@ struct tn_decision {
     int has_bucket;
     uint32_t bucket; /* 0..999999 */
     struct tn_facts facts; /* what classification found (facts.have says what ran) */
+    int override;          /* TN_OVERRIDE_*: what the override header did */
 };
+
+#define TN_OVERRIDE_NONE 0      /* no override header */
+#define TN_OVERRIDE_HONOURED 1  /* it chose the backend */
+#define TN_OVERRIDE_REFUSED 2   /* wrong or missing token from an untrusted address: ignored */
+#define TN_OVERRIDE_UNKNOWN 3   /* it named no backend of this plan: ignored */
 
 #endif

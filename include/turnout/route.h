@@ -34,6 +34,18 @@ void tn_route_sticky_key(const struct tn_plan *p, const struct tn_route_req *rq,
 int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
                     struct pcre2_real_match_data_8 *md, struct tn_decision *d);
 
+/* One line explaining d: "route=tv-eu match=path,device country=DE ...
+ * device=smart-tv segments=beta key=header bucket=123 reason=shift_to
+ * backend=new". Returns its length (truncated to len - 1). Any thread. */
+size_t tn_route_explain(const struct tn_plan *p, const struct tn_decision *d, char *buf,
+                        size_t len);
+/* "path,device", or "*" for a route matching everything. */
+size_t tn_route_match_keys(const struct tn_conf_match *m, char *buf, size_t len);
+/* "beta,staff": the names of the segments in bits. */
+size_t tn_route_segment_names(const struct tn_plan *p, uint64_t bits, char *buf, size_t len);
+/* "honoured", "refused", "unknown_backend", or "" for TN_OVERRIDE_NONE. */
+const char *tn_route_override_name(int override);
+
 const char *tn_route_reason_name(enum tn_route_reason r);
 const char *tn_route_sticky_name(enum tn_sticky_kind k);
 

@@ -29,7 +29,7 @@
 #define ERR_MAX 4096         /* one error line */
 #define LIT_MAX 32           /* literal bytes kept; a truncated literal is still required */
 #define LIT_PAIRS 4          /* pairs checked per literal: its rarest ones */
-#define MAX_SLOTS 1024       /* distinct pairs tracked: the presence set is 16 words */
+#define MAX_SLOTS 1024       /* distinct pairs tracked (one byte each per classification) */
 #define MAX_DEPTH 8          /* groups entered looking for a literal */
 #define NCODES 64            /* bytes fold into 6-bit codes; pairs index 4096 slots */
 
@@ -45,6 +45,7 @@ struct unit {
     pcre2_code *re;
     uint32_t cls;
     uint32_t lit0, nlits; /* d->lits[lit0 .. lit0 + nlits): any one passing lets it run */
+    uint16_t key;         /* one literal: its rarest pair's slot, a quick reject; else 0 */
     int jit;              /* JIT-compiled and not UTF: pcre2_jit_match is safe */
 };
 
@@ -470,6 +471,7 @@ static void add_filter(struct tn_devices *d, const struct lit_list *l, const uin
     }
     u->lit0 = (uint32_t)lit0;
     u->nlits = (uint32_t)l->n;
+    u->key = l->n == 1 && d->lits[lit0].npairs ? d->pairs[d->lits[lit0].pair0] : 0;
     return;
 unfiltered:
     d->nlits = lit0;
@@ -543,26 +545,21 @@ static int unit_matches(const struct unit *u, pcre2_match_data *md, const char *
 }
 
 /* 1 when one of u's literals may occur in the User-Agent: all of its
- * chosen pairs are present. */
-static int unit_may_match(const struct tn_devices *d, const struct unit *u, const uint64_t *seen)
+ * chosen pairs were seen. */
+static int unit_may_match(const struct tn_devices *d, const struct unit *u,
+                          const unsigned char *seen)
 {
     size_t i, k;
 
-    if (!u->nlits)
-        return 1;
     for (i = 0; i < u->nlits; i++) {
         const struct lit *l = &d->lits[u->lit0 + i];
 
-        for (k = 0; k < l->npairs; k++) {
-            unsigned s = d->pairs[l->pair0 + k];
-
-            if (!(seen[s >> 6] & (1ull << (s & 63))))
-                break;
-        }
+        for (k = 0; k < l->npairs && seen[d->pairs[l->pair0 + k]]; k++)
+            ;
         if (k == l->npairs)
             return 1;
     }
-    return 0;
+    return !u->nlits;
 }
 
 /* The first class of d with a unit that matches ua, or -1. A match error
@@ -570,23 +567,22 @@ static int unit_may_match(const struct tn_devices *d, const struct unit *u, cons
 static int match_classes(const struct tn_devices *d, pcre2_match_data *md, const char *ua,
                          size_t len)
 {
-    uint64_t seen[MAX_SLOTS / 64];
+    unsigned char seen[MAX_SLOTS]; /* bytes, not bits: plain stores, no read-modify-write chain */
     const unsigned char *s = (const unsigned char *)ua;
-    unsigned prev = 0, c, sl;
+    unsigned prev = 0, c;
     size_t i;
 
-    if (d->nslots) {
-        memset(seen, 0, ((d->nslots >> 6) + 1) * sizeof(seen[0]));
-        for (i = 0; i < len; i++) {
-            c = d->code[s[i]];
-            sl = d->slot[prev * NCODES + c];
-            seen[sl >> 6] |= 1ull << (sl & 63); /* slot 0 (untracked) is a harmless bit */
-            prev = c;
-        }
+    memset(seen, 0, (size_t)d->nslots + 1);
+    for (i = 0; d->nslots && i < len; i++) {
+        c = d->code[s[i]];
+        seen[d->slot[prev * NCODES + c]] = 1; /* slot 0 (untracked) is a harmless byte */
+        prev = c;
     }
     for (i = 0; i < d->nunits; i++) {
         const struct unit *u = &d->units[i];
 
+        if (u->key && !seen[u->key])
+            continue;
         if (unit_may_match(d, u, seen) && unit_matches(u, md, ua, len))
             return (int)u->cls;
     }

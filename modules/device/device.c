@@ -191,3 +191,15 @@ const struct tn_module tn_module_device = {
     .worker_free = device_worker_free,
     .classify = device_classify,
 };
+
+const char *tn_device_plan_name(const struct tn_plan *plan, int idx)
+{
+    size_t i;
+
+    for (i = 0; tn_modules[i]; i++)
+        if (tn_modules[i] == &tn_module_device && plan->mod_state[i])
+            return idx >= 0 && (size_t)idx < tn_devices_count(plan->mod_state[i])
+                       ? tn_devices_name(plan->mod_state[i], (size_t)idx)
+                       : NULL;
+    return NULL;
+}

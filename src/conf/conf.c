@@ -264,6 +264,8 @@ static int parse_redis(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 
 static const struct tn_conf_key overrides_keys[] = {
     KCHK("header", TN_CONF_STRING, struct tn_conf_overrides, header, tn_conf_check_token),
+    KCHK("token_header", TN_CONF_STRING, struct tn_conf_overrides, token_header,
+         tn_conf_check_token),
     KCHK("token_env", TN_CONF_STRING, struct tn_conf_overrides, token_env, check_env_name),
     KEND,
 };
@@ -883,6 +885,7 @@ static void set_defaults(struct tn_conf *c)
     c->admin.socket_mode = 0600;
     c->redis.namespace_ = tn_xstrdup("default");
     c->redis.resync_ms = 5000;
+    c->overrides.token_header = tn_xstrdup("X-Turnout-Token");
     c->redis.connect_timeout_ms = 1000;
     c->timeouts = (struct tn_conf_timeouts){.client_header_ms = 10000,
                                             .client_body_ms = 30000,
@@ -1247,6 +1250,7 @@ void tn_conf_free(struct tn_conf *c)
     free(c->rollback.on_status);
     tn_conf_strlist_free(&c->rollback.methods);
     free(c->overrides.header);
+    free(c->overrides.token_header);
     free(c->overrides.token_env);
     free(c->file);
     free(c);

@@ -12,6 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <strings.h>
+
 #include "config.h"
 #include "turnout/common.h"
 #include "turnout/conf.h"
@@ -50,6 +54,8 @@ static const char help_text[] =
     "rollback ROUTE|all                          percent 0: nobody new goes to \"to\"\n"
     "set server BACKEND/SERVER state ready|drain|maint\n"
     "pin KEY BACKEND|none                        send one user to a backend whatever the percent\n"
+    "explain METHOD URL [client=ADDR] [Name: value]...\n"
+    "                                            what such a request would get, and why\n"
     "reload                                      read the configuration file again\n";
 
 static void err(struct cmd *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -636,6 +642,111 @@ static void cmd_reload(struct cmd *k)
     free(why);
 }
 
+/* ---- explain ---- */
+
+#define EXPLAIN_MAX_FIELDS 32
+
+/* Whether w ends a header name: "User-Agent:". */
+static int header_name(const char *w)
+{
+    size_t n = strlen(w), i;
+
+    if (n < 2 || w[n - 1] != ':')
+        return 0;
+    for (i = 0; i < n - 1; i++)
+        if (!((w[i] >= 'a' && w[i] <= 'z') || (w[i] >= 'A' && w[i] <= 'Z') ||
+              (w[i] >= '0' && w[i] <= '9') || strchr("!#$%&'*+-.^_`|~", w[i])))
+            return 0;
+    return 1;
+}
+
+/* explain METHOD URL [client=ADDR] [Name: value]...: what such a request
+ * would get and why, without sending anything. The line is split here
+ * (values may hold spaces): a word ending in ':' starts a header. */
+static void cmd_explain(struct cmd *k, const char *line)
+{
+    char buf[4096], *w[256], *p, *save = NULL, out[1024], host[256] = "";
+    struct tn_field f[EXPLAIN_MAX_FIELDS];
+    struct tn_route_req rq;
+    struct tn_decision d;
+    const char *client = "127.0.0.1", *target;
+    size_t nw = 0, i, nf = 0;
+    pcre2_match_data_8 *md;
+
+    snprintf(buf, sizeof(buf), "%s", line);
+    for (p = strtok_r(buf, " \t", &save); p && nw < TN_ARRAY_LEN(w); p = strtok_r(NULL, " \t", &save))
+        w[nw++] = p;
+    if (nw < 3)
+        return err(k, "usage: explain METHOD URL [client=ADDR] [Name: value]...");
+    target = w[2];
+    if (!strncmp(target, "http://", 7) || !strncmp(target, "https://", 8)) {
+        const char *a = strstr(target, "//") + 2, *slash = strchr(a, '/');
+        size_t hl = slash ? (size_t)(slash - a) : strlen(a);
+
+        snprintf(host, sizeof(host), "%.*s", (int)(hl < sizeof(host) ? hl : sizeof(host) - 1), a);
+        target = slash ? slash : "/";
+    } else if (target[0] != '/') {
+        return err(k, "bad URL \"%s\": expected /path or http://host/path", target);
+    }
+    i = 3;
+    if (i < nw && !strncmp(w[i], "client=", 7))
+        client = w[i++] + 7;
+    for (; i < nw; i++) {
+        size_t vlen = 0;
+        char *v;
+
+        if (!header_name(w[i]))
+            return err(k, "expected a header like \"Name: value\" at \"%s\"", w[i]);
+        if (nf == EXPLAIN_MAX_FIELDS)
+            return err(k, "too many headers (at most %d)", EXPLAIN_MAX_FIELDS);
+        w[i][strlen(w[i]) - 1] = '\0';
+        f[nf].name = w[i];
+        f[nf].name_len = (uint32_t)strlen(w[i]);
+        v = i + 1 < nw && !header_name(w[i + 1]) ? w[i + 1] : NULL;
+        f[nf].value = v ? v : "";
+        for (; i + 1 < nw && !header_name(w[i + 1]); i++) /* the value runs to the next name */
+            if (i + 2 < nw && !header_name(w[i + 2]))
+                w[i + 1][strlen(w[i + 1])] = ' ';
+        vlen = v ? strlen(v) : 0;
+        f[nf].value_len = (uint32_t)vlen;
+        f[nf++].flags = 0;
+        if (!strcasecmp(f[nf - 1].name, "host") && !host[0])
+            snprintf(host, sizeof(host), "%s", f[nf - 1].value);
+    }
+    memset(&rq, 0, sizeof(rq));
+    rq.method = w[1];
+    rq.method_len = strlen(w[1]);
+    rq.host = host[0] ? host : NULL;
+    rq.host_len = strlen(host);
+    rq.target = target;
+    rq.target_len = strlen(target);
+    rq.hdrs = f;
+    rq.nhdrs = (unsigned)nf;
+    rq.client_ip = client;
+    rq.ov = k->c->ov;
+    rq.backend_up = tn_ctl_backend_up;
+    rq.up_ctx = k->c;
+    md = pcre2_match_data_create_8(1, NULL);
+    if (!md)
+        return err(k, "out of memory");
+    memset(&d, 0, sizeof(d));
+    tn_route_decide(k->c->plan, &rq, md, &d);
+    pcre2_match_data_free_8(md);
+    tn_route_explain(k->c->plan, &d, out, sizeof(out));
+    if (!k->json) {
+        evbuffer_add_printf(k->out, "%s\n", out);
+        return;
+    }
+    evbuffer_add_printf(k->out, "{\"explain\":");
+    tn_json_str(k->out, out);
+    evbuffer_add_printf(k->out, ",\"route\":");
+    tn_json_str(k->out, d.route >= 0 ? k->c->plan->conf->routes[d.route].name : NULL);
+    evbuffer_add_printf(k->out, ",\"backend\":");
+    tn_json_str(k->out, d.backend >= 0 ? k->c->plan->conf->backends[d.backend].name : NULL);
+    evbuffer_add_printf(k->out, ",\"reason\":\"%s\"}\n",
+                        d.route >= 0 ? tn_route_reason_name(d.reason) : "no_route");
+}
+
 void tn_ctl_exec(void *arg, const char *line, const char *who, struct evbuffer *out)
 {
     struct cmd *k = calloc(1, sizeof(*k));
@@ -648,6 +759,21 @@ void tn_ctl_exec(void *arg, const char *line, const char *who, struct evbuffer *
     k->c = arg;
     k->who = who;
     k->out = out;
+    if (!strncmp(line, "explain ", 8) || !strcmp(line, "explain")) {
+        size_t n = strlen(line);
+
+        k->json = n > 5 && !strcmp(line + n - 5, " json");
+        if (k->json) { /* the json suffix is not a header */
+            char *copy = strndup(line, n - 5);
+
+            if (copy)
+                cmd_explain(k, copy);
+            free(copy);
+        } else {
+            cmd_explain(k, line);
+        }
+        goto done;
+    }
     if (tokenize(k, line) != TN_OK || !k->argc)
         goto done;
     verb = k->argv[0];

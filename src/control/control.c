@@ -72,6 +72,13 @@ int tn_ctl_route_index(const struct tn_ctl *c, const char *name)
     return -1;
 }
 
+static int backend_down(const struct tn_ctl *c, int b);
+
+int tn_ctl_backend_up(void *ctx, int b)
+{
+    return !backend_down(ctx, b);
+}
+
 /* Whether every server of backend b (plan index) is unable to take a request. */
 static int backend_down(const struct tn_ctl *c, int b)
 {
@@ -254,6 +261,8 @@ void tn_ctl_publish(struct tn_ctl *c)
             ov->sets[ov->nsets++].set = tn_strset_ref(c->sets[i].set);
         }
     }
+    tn_overlay_unref(c->ov);
+    c->ov = tn_overlay_ref(ov);
     c->hooks.publish(c->hooks.arg, ov);
 }
 
@@ -885,6 +894,7 @@ void tn_ctl_free(struct tn_ctl *c)
     pins_clear(c);
     free(c->pins);
     tn_pins_unref(c->pins_table);
+    tn_overlay_unref(c->ov);
     free(c->routes);
     free(c->servers);
     free(c->events);

@@ -17,6 +17,8 @@
 
 #include "turnout/accesslog.h"
 #include "turnout/common.h"
+#include "turnout/device.h"
+#include "turnout/module.h"
 #include "turnout/conf-t.h"
 #include "turnout/log.h"
 #include "turnout/route.h"
@@ -274,6 +276,48 @@ static void add_attempts(struct evbuffer *b, const struct tn_stream *s, const st
     evbuffer_add(b, "]", 1);
 }
 
+/* What classification found: null where it did not run. */
+static void add_facts(struct evbuffer *b, const struct tn_stream *s)
+{
+    const struct tn_decision *d = &s->dec;
+    const struct tn_facts *f = &d->facts;
+    const struct tn_plan *p = s->wp ? s->wp->plan : NULL;
+    char buf[512];
+    size_t n;
+
+    if (p && d->route >= 0) {
+        n = tn_route_match_keys(&p->conf->routes[d->route].match, buf, sizeof(buf));
+        add_field(b, "match", buf, n);
+    } else {
+        add_field(b, "match", NULL, 0);
+    }
+    if (f->have & TN_FACT_GEO) {
+        add_field(b, "country", f->geo.country, strlen(f->geo.country));
+        add_field(b, "continent", f->geo.continent, strlen(f->geo.continent));
+    } else {
+        add_field(b, "country", NULL, 0);
+        add_field(b, "continent", NULL, 0);
+    }
+    if (p && (f->have & TN_FACT_DEVICE) && f->device >= 0) {
+        const char *dev = tn_device_plan_name(p, f->device);
+
+        add_field(b, "device", dev, dev ? strlen(dev) : 0);
+    } else {
+        add_field(b, "device", NULL, 0);
+    }
+    if (p && (f->have & TN_FACT_SEGMENTS)) {
+        n = tn_route_segment_names(p, f->segments, buf, sizeof(buf));
+        add_field(b, "segments", buf, n);
+    } else {
+        add_field(b, "segments", NULL, 0);
+    }
+    if (d->override)
+        add_field(b, "override", tn_route_override_name(d->override),
+                  strlen(tn_route_override_name(d->override)));
+    else
+        add_field(b, "override", NULL, 0);
+}
+
 static void format_line(struct evbuffer *b, const struct tn_stream *s)
 {
     const struct tn_conf *conf = s->wp ? s->wp->plan->conf : NULL;
@@ -315,6 +359,7 @@ static void format_line(struct evbuffer *b, const struct tn_stream *s)
     else
         evbuffer_add(b, ",\"bucket\":null", 14);
     add_field(b, "reason", reason, reason ? strlen(reason) : 0);
+    add_facts(b, s);
     add_attempts(b, s, conf);
     evbuffer_add(b, "}\n", 2);
 }

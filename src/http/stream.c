@@ -8,15 +8,18 @@
  * rollback.max_body. The
  * response goes back through the codec's table. A stream ends with its
  * access log line and is freed by the worker's end-of-callback hook. */
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "turnout/accesslog.h"
 #include "turnout/arena.h"
 #include "turnout/budget.h"
+#include "turnout/clientaddr.h"
 #include "turnout/common.h"
 #include "turnout/health.h"
 #include "turnout/h1.h"
@@ -322,6 +325,22 @@ static void keep_body(struct tn_stream *s, struct evbuffer *src, size_t n)
     s->keep_len += n;
 }
 
+/* The override header and its token never reach a backend, honoured or
+ * not. */
+static void drop_override_fields(struct tn_stream *s, const struct tn_conf_overrides *o)
+{
+    size_t hl = strlen(o->header), tl = o->token_header ? strlen(o->token_header) : 0;
+    unsigned i;
+
+    for (i = 0; i < s->req.nfields; i++) {
+        struct tn_field *f = &s->req.fields[i];
+
+        if ((f->name_len == hl && !strncasecmp(f->name, o->header, hl)) ||
+            (tl && f->name_len == tl && !strncasecmp(f->name, o->token_header, tl)))
+            f->flags |= TN_FIELD_F_DROP;
+    }
+}
+
 /* ---- attempts ---- */
 
 static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const char *why);
@@ -533,6 +552,8 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
     rq.up_ctx = w;
     if (tn_route_decide(s->wp->plan, &rq, w->md, &s->dec) != TN_OK)
         return fail_stream(s, 503, "no_route");
+    if (conf->overrides.header)
+        drop_override_fields(s, &conf->overrides);
     rs = route_state(s);
     rs->requests++;
     tn_budget_request(&rs->budget, s->start_us / 1000);
@@ -644,8 +665,28 @@ static int status_listed(const struct tn_conf_rollback *rb, int status)
     return 0;
 }
 
+/* Whether the client may see X-Turnout-Decision: loopback, or in
+ * trusted_proxies (never anybody else, even with debug_headers). */
+static int debug_trusted(const struct tn_stream *s)
+{
+    const struct tn_conf *conf = conf_of(s);
+    struct sockaddr_storage ss;
+
+    if (!strncmp(s->client_ip, "127.", 4) || !strcmp(s->client_ip, "::1"))
+        return 1;
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, s->client_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, s->client_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    else
+        return 0;
+    return tn_cidr_any(conf->trusted_proxies, conf->ntrusted_proxies, (struct sockaddr *)&ss);
+}
+
 /* Fields the stream adds to the final response: the assigned sticky cookie
- * and, with debug_headers, the attempts. */
+ * and, with debug_headers, the attempts and (to trusted clients) the
+ * decision. */
 static void add_extra(struct tn_stream *s, struct tn_msg *m)
 {
     const struct tn_conf *conf = conf_of(s);
@@ -654,7 +695,7 @@ static void add_extra(struct tn_stream *s, struct tn_msg *m)
 
     if (!(s->dec.set_cookie && conf->assign_cookie.enabled) && !conf->debug_headers)
         return;
-    x = tn_arena_alloc(&s->arena, 2 * sizeof(*x));
+    x = tn_arena_alloc(&s->arena, 3 * sizeof(*x));
     if (!x)
         return;
     if (s->dec.set_cookie && conf->assign_cookie.enabled) {
@@ -697,6 +738,15 @@ static void add_extra(struct tn_stream *s, struct tn_msg *m)
             x[n].name_len = 18;
             x[n].value_len = (uint32_t)len;
             x[n++].flags = 0;
+        }
+        if (debug_trusted(s)) {
+            len = tn_route_explain(s->wp->plan, &s->dec, v, sizeof(v));
+            if ((x[n].value = tn_arena_strndup(&s->arena, v, len))) {
+                x[n].name = "X-Turnout-Decision";
+                x[n].name_len = 18;
+                x[n].value_len = (uint32_t)len;
+                x[n++].flags = 0;
+            }
         }
     }
     m->extra = x;

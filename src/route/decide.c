@@ -8,8 +8,10 @@
 #include <pcre2.h>
 
 #include "turnout/common.h"
+#include <arpa/inet.h>
 #include <strings.h>
 
+#include "turnout/clientaddr.h"
 #include "turnout/h1.h"
 #include "turnout/module.h"
 #include "turnout/overlay.h"
@@ -26,8 +28,8 @@ struct req_view {
 };
 
 /* Reason names as logs and headers show them, in TN_ROUTE_REASONS order. */
-static const char *const reason_names[] = {"no_route",   "route_pin", "shift_to",
-                                            "shift_from", "user_pin",  "to_down"};
+static const char *const reason_names[] = {"no_route", "route_pin", "shift_to", "shift_from",
+                                            "user_pin", "to_down",   "override"};
 
 #define TN_X_ONE(r) +1
 _Static_assert(TN_ARRAY_LEN(reason_names) == 0 TN_ROUTE_REASONS(TN_X_ONE),
@@ -128,6 +130,67 @@ static int subdivision_in(const struct tn_conf_strlist *l, const struct tn_geo *
                  : !strcasecmp(v, g->subdivision))
             return 1;
     }
+    return 0;
+}
+
+/* Compares a and b in time that depends on their lengths only. */
+static int same_secret(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = alen != blen;
+    size_t i;
+
+    for (i = 0; i < alen && i < blen; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return !diff;
+}
+
+/* Whether the peer is in trusted_proxies. */
+static int peer_trusted(const struct tn_plan *p, const struct tn_route_req *rq)
+{
+    struct sockaddr_storage ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (!rq->client_ip || !p->conf->ntrusted_proxies)
+        return 0;
+    if (inet_pton(AF_INET, rq->client_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, rq->client_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    else
+        return 0;
+    return tn_cidr_any(p->conf->trusted_proxies, p->conf->ntrusted_proxies,
+                       (const struct sockaddr *)&ss);
+}
+
+/* The override header: honoured with the right token, or from a trusted
+ * address; otherwise ignored (and noted in d->override for the log). */
+static int decide_override(const struct tn_plan *p, const struct tn_route_req *rq,
+                           struct tn_decision *d)
+{
+    const struct tn_conf_overrides *o = &p->conf->overrides;
+    const struct tn_field *h, *tok;
+    size_t b;
+
+    if (!o->header || !(h = tn_h1_find(rq->hdrs, rq->nhdrs, o->header)))
+        return 0;
+    tok = tn_h1_find(rq->hdrs, rq->nhdrs, o->token_header);
+    if (!(p->override_token && tok &&
+          same_secret(tok->value, tok->value_len, p->override_token, p->override_token_len)) &&
+        !peer_trusted(p, rq)) {
+        d->override = TN_OVERRIDE_REFUSED;
+        return 0;
+    }
+    for (b = 0; b < p->conf->nbackends; b++) {
+        const char *name = p->conf->backends[b].name;
+
+        if (strlen(name) == h->value_len && !memcmp(name, h->value, h->value_len)) {
+            d->backend = (int)b;
+            d->reason = TN_ROUTE_OVERRIDE;
+            d->override = TN_OVERRIDE_HONOURED;
+            return 1;
+        }
+    }
+    d->override = TN_OVERRIDE_UNKNOWN;
     return 0;
 }
 
@@ -252,6 +315,7 @@ int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
     d->bucket = 0;
     cx.facts.have = 0;
     cx.facts.device = -1;
+    d->override = TN_OVERRIDE_NONE;
     for (i = 0; i < p->nroutes; i++) {
         const struct tn_plan_route *pr = &p->routes[i];
 
@@ -259,7 +323,7 @@ int tn_route_decide(const struct tn_plan *p, const struct tn_route_req *rq,
             continue;
         d->route = (int)i;
         d->facts = cx.facts;
-        if (decide_pin(p, rq, d))
+        if (decide_pin(p, rq, d) || decide_override(p, rq, d))
             return TN_OK;
         if (pr->conf->has_shift) {
             decide_shift(p, pr, rq, d);

@@ -289,6 +289,14 @@ struct tn_plan *tn_plan_new(struct tn_conf *conf, uint64_t version, char **err)
     if (eb.len)
         goto fail;
     assign_ids(p);
+    if (conf->overrides.header && conf->overrides.token_env) {
+        const char *tok = getenv(conf->overrides.token_env);
+
+        if (tok && *tok) {
+            p->override_token = tn_xstrdup(tok);
+            p->override_token_len = strlen(tok);
+        }
+    }
     return p;
 fail:
     if (err)
@@ -317,6 +325,7 @@ void tn_plan_unref(struct tn_plan *p)
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) != 1)
         return;
     atomic_thread_fence(memory_order_acquire);
+    free(p->override_token);
     free_modules(p);
     free_routes(p);
     free_ids(p);

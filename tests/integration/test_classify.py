@@ -37,13 +37,15 @@ def get(t, headers, target="/"):
 
 
 def start(turnout_factory, backend_factory, routes, names, extra, short_dir=None, **kw):
-    backends = {n: [backend_factory("platform", n).address] for n in names}
+    servers = {n: backend_factory("platform", n) for n in names}
+    backends = {n: [b.address] for n, b in servers.items()}
     ex = dict(extra)
     if short_dir is not None:
         ex["admin"] = {"socket": short_dir("admin.sock")}
     t = turnout_factory(backends=backends, routes=routes, extra=ex, **kw)
     if short_dir is not None:
         t.sock = ex["admin"]["socket"]
+    t.backends = servers
     return t
 
 
@@ -216,3 +218,102 @@ def test_redis_set_segment_100k_members_updated_under_traffic(
     r.stop()
     harness.wait_until(lambda: not jcmd(t.sock, "show info")["redis"]["up"], 5, "redis down")
     assert get(t, [("X-User-Id", "member-054321")]) == "staff"
+
+
+# ---- pins, the override header, explaining the decision ----
+
+def override_proxy(turnout_factory, backend_factory, short_dir, monkeypatch, trusted=None):
+    monkeypatch.setenv("TN_TEST_OVERRIDE_TOKEN", "t0ken-42")
+    routes = [{"name": "default", "shift": {"from": "legacy", "to": "new", "percent": 0}}]
+    extra = {"overrides": {"header": "X-Turnout-Backend", "token_env": "TN_TEST_OVERRIDE_TOKEN"},
+             "sticky_key": [{"header": "X-User-Id"}], "debug_headers": True}
+    if trusted:
+        extra["trusted_proxies"] = trusted
+    return start(turnout_factory, backend_factory, routes, ["legacy", "new"], extra, short_dir,
+                 access_log="file")
+
+
+def test_override_header_needs_the_token_and_is_never_forwarded(
+        turnout_factory, backend_factory, short_dir, monkeypatch):
+    t = override_proxy(turnout_factory, backend_factory, short_dir, monkeypatch)
+    good = [("X-User-Id", "u1"), ("X-Turnout-Backend", "new"), ("X-Turnout-Token", "t0ken-42")]
+    assert get(t, good, target="/good") == "new"
+    for target, hdrs in (("/wrong", [("X-Turnout-Backend", "new"), ("X-Turnout-Token", "t0ken-43")]),
+                         ("/short", [("X-Turnout-Backend", "new"), ("X-Turnout-Token", "t0ken")]),
+                         ("/missing", [("X-Turnout-Backend", "new")])):
+        assert get(t, [("X-User-Id", "u1")] + hdrs, target=target) == "legacy", target
+    rec = t.wait_log(lambda r: r["path"] == "/wrong")
+    assert (rec["override"], rec["reason"]) == ("refused", "shift_from")
+    assert t.wait_log(lambda r: r["path"] == "/good")["reason"] == "override"
+    # neither header reaches a backend, honoured or not
+    for srv in t.backends.values():
+        for req in srv.completed():
+            assert not req.header("X-Turnout-Backend") and not req.header("X-Turnout-Token"), \
+                req.target
+
+
+def test_override_from_a_trusted_address_without_token(turnout_factory, backend_factory,
+                                                       short_dir, monkeypatch):
+    t = override_proxy(turnout_factory, backend_factory, short_dir, monkeypatch,
+                       trusted=["127.0.0.0/8"])
+    assert get(t, [("X-User-Id", "u1"), ("X-Turnout-Backend", "new")]) == "new"
+    assert get(t, [("X-User-Id", "u1"), ("X-Turnout-Backend", "nosuch")]) == "legacy"
+
+
+def test_pin_beats_override_beats_route(turnout_factory, backend_factory, short_dir,
+                                        monkeypatch):
+    t = override_proxy(turnout_factory, backend_factory, short_dir, monkeypatch)
+    cmd(t.sock, "pin pinned-user legacy")
+    hdr = [("X-Turnout-Backend", "new"), ("X-Turnout-Token", "t0ken-42")]
+    assert get(t, [("X-User-Id", "pinned-user")] + hdr) == "legacy"
+    assert get(t, [("X-User-Id", "other")] + hdr) == "new"
+    assert get(t, [("X-User-Id", "other")]) == "legacy"
+
+
+def test_decision_header_and_access_log_explain_the_route(turnout_factory, backend_factory,
+                                                           mmdb):
+    routes = [{"name": "tv-de", "match": {"device": "smart-tv", "country": "DE",
+                                          "path": "^/api/"},
+               "shift": {"from": "legacy", "to": "new", "percent": 100}},
+              {"name": "default", "backend": "legacy"}]
+    t = start(turnout_factory, backend_factory, routes, ["legacy", "new"],
+              {"devices": DEVICES, "geoip": {"database": mmdb},
+               "trusted_proxies": ["127.0.0.0/8"], "debug_headers": True,
+               "segments": {"beta": {"header": "X-User-Tier", "equals": "beta"}},
+               "sticky_key": [{"header": "X-User-Id"}]}, access_log="file")
+    with Client(*t.listen) as c:
+        c.request("GET", "/api/x", [("User-Agent", TIZEN), ("X-Forwarded-For", "93.184.1.1"),
+                                    ("X-User-Id", "u5")])
+        r = c.response()
+    assert platform(r) == "new"
+    dec = r.header("X-Turnout-Decision")
+    assert dec.startswith("route=tv-de match=path,country,device country=DE continent=EU "
+                          "subdivision=BY device=smart-tv key=header bucket=%d "
+                          % harness.bucket("tv-de", "u5")), dec
+    assert dec.endswith("reason=shift_to backend=new"), dec
+    rec = t.wait_log(lambda x: x["path"] == "/api/x")
+    assert (rec["match"], rec["country"], rec["continent"], rec["device"]) == (
+        "path,country,device", "DE", "EU", "smart-tv")
+    assert rec["bucket"] == harness.bucket("tv-de", "u5")
+
+
+def test_explain_on_the_admin_socket(turnout_factory, backend_factory, short_dir, mmdb):
+    routes = [{"name": "tv", "match": {"device": "smart-tv"}, "backend": "tv"},
+              {"name": "de", "match": {"country": "DE"}, "backend": "de"},
+              {"name": "default", "shift": {"from": "legacy", "to": "new", "percent": 30}}]
+    t = start(turnout_factory, backend_factory, routes, ["tv", "de", "legacy", "new"],
+              {"devices": DEVICES, "geoip": {"database": mmdb},
+               "sticky_key": [{"header": "X-User-Id"}]}, short_dir)
+    ans = cmd(t.sock, "explain GET /home User-Agent: " + TIZEN)
+    assert ans.startswith("route=tv match=device device=smart-tv reason=route_pin backend=tv")
+    ans = cmd(t.sock, "explain GET http://example.com/ client=93.184.1.1 User-Agent: curl/8.0")
+    assert "route=de" in ans and "country=DE" in ans, ans
+    ans = cmd(t.sock, "explain GET / X-User-Id: u42")
+    side = harness.predict("default", "u42", 30)
+    assert "bucket=%d" % harness.bucket("default", "u42") in ans and "backend=" + side in ans
+    j = jcmd(t.sock, "explain GET / X-User-Id: u42")
+    assert (j["route"], j["backend"]) == ("default", side)
+    assert cmd(t.sock, "explain GET").startswith("ERR usage: explain")
+    assert cmd(t.sock, "explain GET nopath").startswith("ERR bad URL")
+    # explain sends nothing
+    assert get(t, [("User-Agent", TIZEN)]) == "tv"

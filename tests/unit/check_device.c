@@ -124,6 +124,72 @@ static void free_corpus(void)
     ncases = 0;
 }
 
+/* The reference: each class pattern compiled plainly (caseless, no JIT,
+ * never split or filtered) and tried in order. */
+struct oracle {
+    pcre2_code *re[32];
+    size_t n;
+};
+
+static void oracle_init(struct oracle *o, const struct tn_conf_device *cls, size_t n)
+{
+    size_t i;
+
+    ck_assert_uint_le(n, TN_ARRAY_LEN(o->re));
+    for (i = 0; i < n; i++) {
+        PCRE2_SIZE off;
+        int rc;
+
+        o->re[i] = pcre2_compile((PCRE2_SPTR)cls[i].regex, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
+                                 &rc, &off, NULL);
+        ck_assert_msg(o->re[i] != NULL, "oracle: %s does not compile", cls[i].regex);
+    }
+    o->n = n;
+}
+
+static int oracle_classify(const struct oracle *o, pcre2_match_data *md, const char *ua,
+                           size_t len)
+{
+    size_t i;
+
+    for (i = 0; ua && len && i < o->n; i++)
+        if (pcre2_match(o->re[i], (PCRE2_SPTR)ua, len, 0, 0, md, NULL) >= 0)
+            return (int)i;
+    return -1;
+}
+
+static void oracle_deinit(struct oracle *o)
+{
+    size_t i;
+
+    for (i = 0; i < o->n; i++)
+        pcre2_code_free(o->re[i]);
+}
+
+/* Compares d with the oracle on ua; returns 1 when they agree, else
+ * prints the disagreement (the caller counts). */
+static int agrees(const struct tn_devices *d, const struct oracle *o, pcre2_match_data *md,
+                  const char *ua, size_t len)
+{
+    int got = tn_devices_classify(d, NULL, md, ua, len), want = oracle_classify(o, md, ua, len);
+
+    if (got == want)
+        return 1;
+    printf("disagree: catalog %s, plain PCRE2 %s: %.*s\n", name_of(d, got), name_of(d, want),
+           (int)len, ua);
+    return 0;
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
 static double now_ns(void)
 {
     struct timespec ts;
@@ -180,6 +246,152 @@ START_TEST(device_default_catalog_classes)
     ck_assert_int_eq(tn_devices_find(d, "set-top-box"), -1);
     ck_assert_int_eq(tn_devices_find(d, NULL), -1);
     tn_devices_free(d);
+}
+END_TEST
+
+/* The splitting and the literal prefilter never change an answer: the
+ * default catalog against plain PCRE2 on the corpus, its case variants,
+ * pieces and splices. */
+START_TEST(device_default_agrees_with_plain_pcre2)
+{
+    static const char text[] = BASE "devices: " CATALOG "\n";
+    struct tn_conf *c = tn_conf_load_string("t.yaml", text, strlen(text), NULL);
+    struct tn_devices *d;
+    struct oracle o;
+    pcre2_match_data *md = new_md();
+    char buf[8192];
+    size_t i, j, k, bad = 0, tried = 0;
+
+    ck_assert_ptr_nonnull(c);
+    load_corpus();
+    d = build(c->devices, c->ndevices);
+    oracle_init(&o, c->devices, c->ndevices);
+    for (i = 0; i < ncases; i++) {
+        const char *ua = cases[i].ua;
+        size_t len = cases[i].len;
+
+        bad += !agrees(d, &o, md, ua, len);
+        for (j = 0; j < len; j++) { /* case variants */
+            int letter = (ua[j] | 0x20) >= 'a' && (ua[j] | 0x20) <= 'z';
+
+            buf[j] = (char)((j + i) % 3 && letter ? ua[j] ^ 0x20 : ua[j]);
+        }
+        bad += !agrees(d, &o, md, buf, len);
+        for (j = 0; j < len; j += 5) { /* every suffix and prefix, every 5th */
+            bad += !agrees(d, &o, md, ua + j, len - j);
+            bad += !agrees(d, &o, md, ua, j);
+            tried += 2;
+        }
+        for (k = 0; k < 20; k++) { /* splices of two User-Agents */
+            const struct ua_case *b = &cases[rnd((uint32_t)ncases)];
+            size_t a1 = rnd((uint32_t)len + 1), b0 = rnd((uint32_t)b->len + 1);
+
+            memcpy(buf, ua, a1);
+            memcpy(buf + a1, b->ua + b0, b->len - b0);
+            bad += !agrees(d, &o, md, buf, a1 + b->len - b0);
+        }
+        tried += 22;
+    }
+    ck_assert_msg(bad == 0, "%zu of %zu disagreements (printed above)", bad, tried);
+    oracle_deinit(&o);
+    tn_devices_free(d);
+    tn_conf_free(c);
+    pcre2_match_data_free(md);
+    free_corpus();
+}
+END_TEST
+
+/* Pattern syntax the splitter and the literal finder must get right (or
+ * leave alone), against plain PCRE2 on random strings of their pieces. */
+START_TEST(device_tricky_patterns_agree_with_plain_pcre2)
+{
+    static const struct tn_conf_device cls[] = {
+        {"lead-opt", "(?-i)ABC|def"},
+        {"mid-opt", "x(?-i)yz|QQ"},
+        {"lookaround", "(?<!no)pe+r|(?:foo|ba[rz])\\b|(?=lo)look|(?!x)xz|(?<=k)kk"},
+        {"anchors", "\\bwin(?:32|64)\\b|^start|end$|\\Bmid"},
+        {"backref", "(a)\\1b|zz|(?<w>ww)\\k<w>|(q)1|(b)\\1"},
+        {"quoted", "\\Qa|b\\E|cc"},
+        {"extended", "(?x) s p a c e | tab"},
+        {"quant", "ab?c|x\\.y|[|]pipe|\\|bar|a{2}q|c+d|(?:ef)+g|ghi*j|kl{0,2}m|(?:ef)?gq|(?:rs)*tu"},
+        {"groups", "(?<n>na|nb)me|(?'q'qu)ote|(?P<p>pp)x|(?>hi|jk)l|(?|(xa)|(xb))z|(ok|o)k"},
+        {"bytes", "\xc3\xa9t\xc3\xa9|\xc3\xbc+x|\\x41\\x42"},
+        {"verbs", "(*CR)abc|dd(*SKIP)(*FAIL)|ee"},
+        {"comment", "(?#c|d)ef|gh"},
+        {"class", "[[:digit:]]z|[]x]y|[^a]bc"},
+        {"plain", "tail"},
+        {"empty-alt", "zq|"},
+    };
+    static const char *const bits[] = {
+        "ABC", "abc", "def", "DEF", "x", "yz", "YZ", "QQ", "qq", "no", "per", "peer", "pr",
+        "foo", "bar", "baz", "lo", "look", "xz", "k", "kk", "win32", "win64", "win", "start",
+        "end", "mid", "a", "b", "aab", "zz", "wwww", "a|b", "cc", "space", "tab", "ac", "abc",
+        "x.y", "xy", "|pipe", "pipe", "|bar", "aaq", "ccd", "efg", "efefg", "ghj", "ghiij", "km",
+        "kllm", "name", "nbme", "quote", "ppx", "hil", "jkl", "xaz", "xbz", "okk", "\xc3\xa9t",
+        "\xc3\xa9", "\xc3\xbcx", "AB", "ee", "dd", "ef", "gh", "7z", "]y", "xy", "bbc", "zq",
+        "tail", "bb", "q1", "gq", "efgq", "tu", "rstu", " ", "-", "/", ";", "(", ")"};
+    struct tn_devices *d = build(cls, TN_ARRAY_LEN(cls));
+    struct oracle o;
+    pcre2_match_data *md = new_md();
+    char buf[256];
+    size_t i, j, bad = 0;
+
+    oracle_init(&o, cls, TN_ARRAY_LEN(cls));
+    for (i = 0; i < 200000; i++) {
+        size_t len = 0, n = 1 + rnd(5);
+
+        for (j = 0; j < n; j++) {
+            const char *b = bits[rnd(TN_ARRAY_LEN(bits))];
+            size_t bl = strlen(b);
+
+            memcpy(buf + len, b, bl);
+            len += bl;
+        }
+        for (j = 0; j < len; j++)
+            if (!rnd(4) && (buf[j] | 0x20) >= 'a' && (buf[j] | 0x20) <= 'z')
+                buf[j] ^= 0x20;
+        bad += !agrees(d, &o, md, buf, len);
+    }
+    ck_assert_msg(bad == 0, "%zu disagreements (printed above)", bad);
+    oracle_deinit(&o);
+    tn_devices_free(d);
+    pcre2_match_data_free(md);
+}
+END_TEST
+
+/* More distinct literals than the filter tracks: the rest run unfiltered,
+ * answers unchanged. */
+START_TEST(device_many_literals_agree_with_plain_pcre2)
+{
+    static char words[1200][8];
+    static char re[1200 * 8 + 1];
+    struct tn_conf_device cls[2] = {{"many", re}, {"any", "[a-z]{3}"}};
+    struct tn_devices *d;
+    struct oracle o;
+    pcre2_match_data *md = new_md();
+    char buf[64];
+    size_t i, j, len = 0, bad = 0;
+
+    for (i = 0; i < TN_ARRAY_LEN(words); i++) {
+        for (j = 0; j < 6; j++)
+            words[i][j] = (char)('a' + rnd(26));
+        len += (size_t)sprintf(re + len, "%s%s", i ? "|" : "", words[i]);
+    }
+    d = build(cls, 2);
+    oracle_init(&o, cls, 2);
+    for (i = 0; i < 20000; i++) {
+        const char *w = words[rnd(TN_ARRAY_LEN(words))];
+        size_t cut = rnd(7);
+
+        /* a word, or a cut and a random tail */
+        len = (size_t)snprintf(buf, sizeof(buf), "%.*s%c%c%c", (int)(6 - cut % 2), w + cut / 2,
+                               'a' + rnd(26), 'a' + rnd(26), 'a' + rnd(26));
+        bad += !agrees(d, &o, md, buf, len);
+    }
+    ck_assert_msg(bad == 0, "%zu disagreements (printed above)", bad);
+    oracle_deinit(&o);
+    tn_devices_free(d);
+    pcre2_match_data_free(md);
 }
 END_TEST
 
@@ -437,7 +649,7 @@ START_TEST(device_speed)
     static const char *const kinds[] = {"bot", "smart-tv", "console", "tablet",
                                         "phone", "desktop", "none"};
     struct tn_devices *d;
-    struct tn_device_cache *c = tn_device_cache_new(4096);
+    struct tn_device_cache *c = tn_device_cache_new(1u << 16);
     pcre2_match_data *md = new_md();
     volatile int sink = 0;
     double t0, miss_all, hit, per_kind[TN_ARRAY_LEN(kinds)];
@@ -497,6 +709,9 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, device_corpus_classifies);
     tcase_add_test(tc, device_default_catalog_classes);
+    tcase_add_test(tc, device_default_agrees_with_plain_pcre2);
+    tcase_add_test(tc, device_tricky_patterns_agree_with_plain_pcre2);
+    tcase_add_test(tc, device_many_literals_agree_with_plain_pcre2);
     tcase_add_test(tc, device_first_match_wins);
     tcase_add_test(tc, device_bad_regex_names_class);
     tcase_add_test(tc, device_empty_or_absent_ua);

@@ -113,6 +113,11 @@ for ((i = 0; i < 50; i++)); do
 done
 [ "$(redis-cli -p 6390 ping 2>/dev/null)" = PONG ] || die "redis-server did not answer on 6390"
 
+# the demo's GeoIP database (a few test networks; 89.160.20.0/24 is Sweden)
+perl tests/unit/data/make-geo-mmdb.pl "$RUN/geo-demo.mmdb" >&2 ||
+    die "could not write the demo GeoIP database"
+redis-cli -p 6390 sadd turnout:demo:segment:staff staff-1 staff-2 >/dev/null
+
 "$BIN" -t -c "$CONF" >&2 || die "turnout rejected $CONF (see above)"
 "$BIN" -t -c conf/turnout-node2.yaml >&2 || die "turnout rejected conf/turnout-node2.yaml"
 "$BIN" -c conf/turnout-node2.yaml </dev/null >/dev/null 2>"$RUN/node2.stderr" &

@@ -317,3 +317,118 @@ def test_explain_on_the_admin_socket(turnout_factory, backend_factory, short_dir
     assert cmd(t.sock, "explain GET nopath").startswith("ERR bad URL")
     # explain sends nothing
     assert get(t, [("User-Agent", TIZEN)]) == "tv"
+
+
+# ---- a 10-route plan mixing every match type ----
+
+MIX_ROUTES = [
+    {"name": "staff", "match": {"segment": "staff"}, "backend": "new"},
+    {"name": "beta", "match": {"segment": "beta"}, "backend": "new"},
+    {"name": "qa", "match": {"segment": "qa"}, "backend": "new"},
+    {"name": "tv-de", "match": {"device": "smart-tv", "country": "DE"},
+     "shift": {"from": "legacy", "to": "new", "percent": 100}},
+    {"name": "tv-eu", "match": {"device": "smart-tv", "continent": "EU"},
+     "shift": {"from": "legacy", "to": "new", "percent": 50}},
+    {"name": "api", "match": {"host": "^api\\.", "path": "^/v2/"},
+     "shift": {"from": "legacy", "to": "new", "percent": 25}},
+    {"name": "mobile-asia", "match": {"device": "phone", "continent": "AS"}, "backend": "new"},
+    {"name": "upload", "match": {"method": "POST", "path": "^/upload"}, "backend": "legacy"},
+    {"name": "bavaria", "match": {"subdivision": "DE-BY"},
+     "shift": {"from": "legacy", "to": "new", "percent": 10}},
+    {"name": "default", "shift": {"from": "legacy", "to": "new", "percent": 5}},
+]
+
+GEO = {"93.184.1.1": ("DE", "EU", "BY"), "89.160.20.5": ("SE", "EU", ""),
+       "175.16.199.9": ("CN", "AS", ""), "216.160.83.60": ("US", "NA", "WA"),
+       "192.0.2.7": ("", "", "")}
+UAS = {"smart-tv": TIZEN, "phone": IPHONE, "desktop": WINDOWS}
+
+
+def expected(req):
+    """The backend DESIGN.md's rules give for req (a dict of attributes)."""
+    country, continent, sub = GEO[req["ip"]]
+    for r in MIX_ROUTES:
+        m = r.get("match", {})
+        ok = True
+        if "segment" in m:
+            ok = req["segment_" + m["segment"]]
+        if "device" in m:
+            ok = ok and req["device"] == m["device"]
+        if "country" in m:
+            ok = ok and country == m["country"]
+        if "continent" in m:
+            ok = ok and continent == m["continent"]
+        if "subdivision" in m:
+            ok = ok and (country, sub) == ("DE", "BY")
+        if "host" in m:
+            ok = ok and req["host"].startswith("api.")
+        if "path" in m:
+            ok = ok and req["path"].startswith(m["path"][1:])
+        if "method" in m:
+            ok = ok and req["method"] == m["method"]
+        if not ok:
+            continue
+        if "backend" in r:
+            return r["name"], r["backend"]
+        return r["name"], harness.predict(r["name"], req["user"], r["shift"]["percent"])
+    raise AssertionError("no route")
+
+
+def test_ten_route_plan_every_request_on_its_expected_backend(
+        turnout_factory, legacy, new, redis_factory, mmdb):
+    import random
+
+    r = redis_factory()
+    r.client().sadd("turnout:mix:segment:staff", *["staff-%d" % i for i in range(50)])
+    t = turnout_factory(
+        backends={"legacy": [legacy.address], "new": [new.address]}, routes=MIX_ROUTES,
+        access_log="file",
+        extra={"devices": DEVICES, "geoip": {"database": mmdb},
+               "trusted_proxies": ["127.0.0.0/8"],
+               "redis": {"address": r.address, "namespace": "mix"},
+               "segments": {"staff": {"redis_set": "staff"},
+                            "beta": {"header": "X-User-Tier", "equals": "beta"},
+                            "qa": {"cookie": "qa", "regex": "^1$"}},
+               "sticky_key": [{"header": "X-User-Id"}]})
+    rnd = random.Random(7)
+    reqs = []
+    for i in range(400):
+        user = rnd.choice(["staff-%d" % rnd.randrange(50), "user-%d" % rnd.randrange(10 ** 6)])
+        reqs.append({
+            "user": user, "ip": rnd.choice(list(GEO)), "device": rnd.choice(list(UAS)),
+            "segment_staff": user.startswith("staff-"),
+            "segment_beta": rnd.random() < 0.1, "segment_qa": rnd.random() < 0.1,
+            "host": rnd.choice(["www.example.com", "api.example.com"]),
+            "path": rnd.choice(["/", "/v2/items", "/upload/x"]),
+            "method": rnd.choice(["GET", "POST"]),
+        })
+    # wait for the staff set before checking
+    harness.wait_until(lambda: get(t, [("X-User-Id", "staff-3")]) == "new", 10, "staff loaded")
+    wrong = []
+    with Client(*t.listen) as c:
+        for i, q in enumerate(reqs):
+            hdrs = [("Host", q["host"]), ("X-User-Id", q["user"]),
+                    ("X-Forwarded-For", q["ip"]), ("User-Agent", UAS[q["device"]])]
+            if q["segment_beta"]:
+                hdrs.append(("X-User-Tier", "beta"))
+            if q["segment_qa"]:
+                hdrs.append(("Cookie", "qa=1"))
+            body = b"x" if q["method"] == "POST" else None
+            target = q["path"] + ("?" if "?" not in q["path"] else "&") + "n=%d" % i
+            c.send(_raw(q["method"], target, hdrs, body))
+            resp = c.response(method=q["method"])
+            route, backend = expected(q)
+            got = resp.header("X-Platform")
+            if got != backend:
+                wrong.append((i, route, backend, got, q))
+    assert not wrong, "%d of %d wrong, e.g. %r" % (len(wrong), len(reqs), wrong[:3])
+    routes_seen = {rec["route"] for rec in t.log_lines()}
+    assert len(routes_seen) >= 9, routes_seen
+
+
+def _raw(method, target, headers, body):
+    lines = ["%s %s HTTP/1.1" % (method, target)]
+    lines += ["%s: %s" % h for h in headers]
+    if body is not None:
+        lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")

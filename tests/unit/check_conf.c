@@ -79,19 +79,27 @@ START_TEST(example_loads)
     ck_assert_str_eq(c->sticky[1].name, "X-User-Id");
     ck_assert_int_eq(c->sticky[2].kind, TN_STICKY_CLIENT_IP);
     ck_assert_int_eq(c->assign_cookie.enabled, 0);
-    ck_assert_uint_eq(c->nroutes, 2);
-    ck_assert_str_eq(c->routes[0].name, "beta");
-    ck_assert_uint_eq(c->routes[0].match.nheaders, 1);
-    ck_assert_str_eq(c->routes[0].match.headers[0].name, "X-User-Tier");
-    ck_assert_str_eq(c->routes[0].match.headers[0].regex, "^beta$");
+    /* the staged migration: staff, beta, a country, smart TVs, everyone */
+    ck_assert_uint_eq(c->nroutes, 5);
+    ck_assert_str_eq(c->routes[0].name, "staff");
+    ck_assert_str_eq(c->routes[0].match.segment, "staff");
     ck_assert_int_eq(c->routes[0].backend_idx, 1);
-    ck_assert_int_eq(c->routes[0].from_idx, -1);
-    ck_assert_str_eq(c->routes[1].name, "default");
-    ck_assert_int_eq(c->routes[1].has_shift, 1);
-    ck_assert_int_eq(c->routes[1].backend_idx, -1);
-    ck_assert_int_eq(c->routes[1].from_idx, 0);
-    ck_assert_int_eq(c->routes[1].to_idx, 1);
-    ck_assert_uint_eq(c->routes[1].percent_x100, 1000);
+    ck_assert_str_eq(c->routes[1].name, "beta");
+    ck_assert_str_eq(c->routes[1].match.segment, "testers");
+    ck_assert_str_eq(c->routes[2].name, "sweden");
+    ck_assert_str_eq(c->routes[2].match.country.v[0], "SE");
+    ck_assert_str_eq(c->routes[3].name, "smart-tv");
+    ck_assert_str_eq(c->routes[3].match.device, "smart-tv");
+    ck_assert_str_eq(c->routes[4].name, "default");
+    ck_assert_int_eq(c->routes[4].has_shift, 1);
+    ck_assert_int_eq(c->routes[4].backend_idx, -1);
+    ck_assert_int_eq(c->routes[4].from_idx, 0);
+    ck_assert_int_eq(c->routes[4].to_idx, 1);
+    ck_assert_uint_eq(c->routes[4].percent_x100, 1000);
+    ck_assert_uint_eq(c->nsegments, 2);
+    ck_assert_int_eq(c->segments[0].kind, TN_SEGMENT_REDIS_SET);
+    ck_assert_uint_eq(c->segments[1].equals.n, 2);
+    ck_assert_uint_gt(c->ndevices, 5);
     tn_conf_free(c);
 }
 END_TEST

@@ -24,7 +24,6 @@ struct tn_facts {
     struct tn_geo geo;     /* "" where unknown */
     int geo_found;         /* the address was in the database */
     int geo_from_xff;      /* the address came from X-Forwarded-For */
-    char geo_addr[46];     /* the address looked up */
     int device;            /* class index in the plan's catalog, -1: none */
     uint64_t segments;     /* bit i: in the plan's segment i */
 };

@@ -119,12 +119,6 @@ static void geo_classify(const void *state, struct tn_classify *cx, void *wk)
     if (client_sockaddr(cx, &addr, &xff) != TN_OK)
         return;
     cx->facts.geo_from_xff = xff;
-    if (addr.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, cx->facts.geo_addr,
-                  sizeof(cx->facts.geo_addr));
-    else
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr)->sin6_addr, cx->facts.geo_addr,
-                  sizeof(cx->facts.geo_addr));
     cx->facts.geo_found = tn_geodb_lookup(db, (const struct sockaddr *)&addr, &cx->facts.geo);
 }
 

@@ -994,8 +994,12 @@ static void resolve_match(struct tn_conf_ctx *cx, const struct tn_conf *c, struc
             yaml_node_t *g = find_value(cx, mn, geo[i]);
 
             if (g && !tn_conf_is_null(g))
-                tn_conf_err(cx, g, "route %s matches on %s but geoip.database is not set", r->name,
-                            geo[i]);
+                tn_conf_err(cx, g,
+                            tn_module_for(TN_FACT_GEO)
+                                ? "route %s matches on %s but geoip.database is not set"
+                                : "route %s matches on %s, which needs the geo module (left out "
+                                  "of this build)",
+                            r->name, geo[i]);
         }
     }
 }

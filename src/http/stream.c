@@ -665,15 +665,15 @@ static int status_listed(const struct tn_conf_rollback *rb, int status)
     return 0;
 }
 
-/* Whether the client may see X-Turnout-Decision: loopback, or in
+/* Whether the client may see X-Turnout-Decision: only an address in
  * trusted_proxies (never anybody else, even with debug_headers). */
 static int debug_trusted(const struct tn_stream *s)
 {
     const struct tn_conf *conf = conf_of(s);
     struct sockaddr_storage ss;
 
-    if (!strncmp(s->client_ip, "127.", 4) || !strcmp(s->client_ip, "::1"))
-        return 1;
+    if (!conf->ntrusted_proxies)
+        return 0;
     memset(&ss, 0, sizeof(ss));
     if (inet_pton(AF_INET, s->client_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
         ss.ss_family = AF_INET;

@@ -226,7 +226,7 @@ def override_proxy(turnout_factory, backend_factory, short_dir, monkeypatch, tru
     monkeypatch.setenv("TN_TEST_OVERRIDE_TOKEN", "t0ken-42")
     routes = [{"name": "default", "shift": {"from": "legacy", "to": "new", "percent": 0}}]
     extra = {"overrides": {"header": "X-Turnout-Backend", "token_env": "TN_TEST_OVERRIDE_TOKEN"},
-             "sticky_key": [{"header": "X-User-Id"}], "debug_headers": True}
+             "sticky_key": [{"header": "X-User-Id"}]}
     if trusted:
         extra["trusted_proxies"] = trusted
     return start(turnout_factory, backend_factory, routes, ["legacy", "new"], extra, short_dir,
@@ -295,6 +295,22 @@ def test_decision_header_and_access_log_explain_the_route(turnout_factory, backe
     assert (rec["match"], rec["country"], rec["continent"], rec["device"]) == (
         "path,country,device", "DE", "EU", "smart-tv")
     assert rec["bucket"] == harness.bucket("tv-de", "u5")
+
+
+def test_decision_header_is_never_sent_to_untrusted_clients(turnout_factory, backend_factory):
+    routes = [{"name": "default", "shift": {"from": "legacy", "to": "new", "percent": 50}}]
+    for trusted, want in ((None, None), (["10.0.0.0/8"], None), (["127.0.0.0/8"], "route=")):
+        extra = {"debug_headers": True, "sticky_key": [{"header": "X-User-Id"}]}
+        if trusted:
+            extra["trusted_proxies"] = trusted
+        t = start(turnout_factory, backend_factory, routes, ["legacy", "new"], extra)
+        with Client(*t.listen) as c:
+            c.request("GET", "/", [("X-User-Id", "u1")])
+            r = c.response()
+        assert r.header("X-Turnout-Attempts"), trusted  # debug_headers is on
+        dec = r.header("X-Turnout-Decision")
+        assert (dec[:6] if dec else None) == want, (trusted, dec)
+        t.stop()
 
 
 def test_explain_on_the_admin_socket(turnout_factory, backend_factory, short_dir, mmdb):

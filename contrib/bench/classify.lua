@@ -19,8 +19,12 @@
 -- takes entry n mod len of each list and every combination comes once in
 -- 323 323 requests: each fraction is exact over a whole run, and the same
 -- for every row. The origins answer every path with the 1 KiB body
--- (backend-nginx.conf.in). Expected share to "new" at the default 10 %:
--- 21.5 % (run.sh prints it; docs/benchmark.md explains it).
+-- (backend-nginx.conf.in). Share of requests each route takes: beta 5.9 %,
+-- staff 9.9, bots 13.0, upload 10.2, api-v2 20.4, tv-de 2.0, tv-eu 2.0,
+-- mobile-apac 3.0, sweden 2.7, default 31.0; so the share that should reach
+-- "new" is 28.90 % + 0.3096 x the default route's percent (32.0 % at 10 %).
+-- Change a list and these figures change: docs/benchmark.md says how they
+-- were computed.
 
 local uas = {
    -- desktop

@@ -15,7 +15,10 @@ struct tn_devices;
 struct pcre2_real_match_data_8;
 
 /* Compiles n classes (copied). NULL with *err (malloc'd, one line per bad
- * pattern: "class smart-tv: bad regex ... at offset N: reason"). */
+ * pattern: "class smart-tv: bad regex ... at offset N: reason"). Patterns
+ * are caseless (PCRE2_CASELESS; "(?-i:...)" opts out) and unanchored.
+ * err may be NULL; n may be 0 (nothing is classified). Control thread;
+ * the catalog is then read-only and shared by every worker. */
 struct tn_devices *tn_devices_new(const struct tn_conf_device *classes, size_t n, char **err);
 void tn_devices_free(struct tn_devices *d); /* NULL is a no-op */
 

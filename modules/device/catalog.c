@@ -31,7 +31,8 @@
 #define LIT_PAIRS 4          /* pairs checked per literal: its rarest ones */
 #define MAX_SLOTS 1024       /* distinct pairs tracked (one byte each per classification) */
 #define MAX_DEPTH 8          /* groups entered looking for a literal */
-#define NCODES 64            /* bytes fold into 6-bit codes; pairs index 4096 slots */
+#define NPAIRS (1u << 14)    /* byte pairs, each byte folded to 7 bits */
+#define MAX_UNIT_WORDS 64    /* candidate units as a bitset on the stack: up to 4096 units */
 
 /* A literal an alternative's every match starts with. */
 struct lit {
@@ -45,7 +46,6 @@ struct unit {
     pcre2_code *re;
     uint32_t cls;
     uint32_t lit0, nlits; /* d->lits[lit0 .. lit0 + nlits): any one passing lets it run */
-    uint16_t key;         /* one literal: its rarest pair's slot, a quick reject; else 0 */
     int jit;              /* JIT-compiled and not UTF: pcre2_jit_match is safe */
 };
 
@@ -53,15 +53,19 @@ struct tn_devices {
     char **names;
     size_t n;
     struct unit *units;
+    uint16_t *keys; /* per unit: one literal's rarest pair slot, a quick reject; else 0 */
     size_t nunits;
+    uint32_t *by_key0; /* units keyed on slot s: by_key[by_key0[s] .. by_key0[s + 1]) */
+    uint32_t *by_key;
+    uint64_t *always; /* units without a key, as a bitset */
+    size_t nwords;    /* words of that bitset; 0: too many units, walk them all */
     struct lit *lits;
     size_t nlits;
     uint16_t *pairs; /* slot numbers, 1..nslots */
     size_t npairs;
-    uint32_t nslots; /* 0: no prefilter pass at all */
-    uint64_t gen;    /* unique per catalog: a cache filled from another is stale */
-    unsigned char code[256];
-    uint16_t slot[NCODES * NCODES]; /* pair of codes -> slot, 0: not tracked */
+    uint32_t nslots;       /* 0: no prefilter pass at all */
+    uint64_t gen;          /* unique per catalog: a cache filled from another is stale */
+    uint16_t slot[NPAIRS]; /* pair of folded bytes -> slot, 0: not tracked */
 };
 
 /* One cache slot. len 0 marks a free slot: an empty User-Agent is never
@@ -123,28 +127,18 @@ __attribute__((format(printf, 2, 3))) static void add_line(char **buf, const cha
     (*buf)[old + len + 1] = '\0';
 }
 
-/* Folds bytes to codes 1..63: ASCII letters ignore case (a superset of
- * what PCRE2_CASELESS folds without UTF), digits and common punctuation
- * keep their own code, everything else shares 63. Sharing only makes the
- * filter let more through. */
-static void init_codes(unsigned char *code)
+/* Folds a byte to 7 bits: ASCII letters lose their case (what
+ * PCRE2_CASELESS folds without UTF), other bytes may share a value with
+ * another. Sharing only makes the filter let more through. Never 0, so the
+ * pair before the first byte is never a literal's. */
+static unsigned fold(unsigned char c)
 {
-    static const char punct[] = " /-_.;(),:+=![]{}'\"<>~#@%&";
-    int c;
-
-    for (c = 0; c < 256; c++)
-        code[c] = NCODES - 1;
-    for (c = 0; c < 26; c++)
-        code['a' + c] = code['A' + c] = (unsigned char)(1 + c);
-    for (c = 0; c < 10; c++)
-        code['0' + c] = (unsigned char)(27 + c);
-    for (c = 0; punct[c]; c++)
-        code[(unsigned char)punct[c]] = (unsigned char)(37 + c);
+    return (c | 0x20u) & 0x7fu;
 }
 
-static unsigned pair_of(const unsigned char *code, unsigned char a, unsigned char b)
+static unsigned pair_of(unsigned char a, unsigned char b)
 {
-    return (unsigned)code[a] * NCODES + code[b];
+    return fold(a) << 7 | fold(b);
 }
 
 /* ---- helpers: pattern syntax (only what the analysis needs) ---- */
@@ -230,8 +224,8 @@ static size_t option_item(const char *p, const char *end)
 
     if (end - p < 3 || p[0] != '(' || p[1] != '?')
         return 0;
-    while (q < end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '^' ||
-                       *q == '-'))
+    while (q < end &&
+           ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '^' || *q == '-'))
         q++;
     return q < end && *q == ')' && q > p + 2 ? (size_t)(q + 1 - p) : 0;
 }
@@ -271,8 +265,8 @@ static const char *group_inside(const char *p, const char *end)
             q++;
         return q < end && (*q == '>' || *q == '\'') ? q + 1 : NULL;
     }
-    for (q = p + 2; q < end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-                                *q == '^' || *q == '-');
+    for (q = p + 2; q < end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '^' ||
+                                *q == '-');
          q++)
         ;
     return q < end && *q == ':' ? q + 1 : NULL;
@@ -420,8 +414,12 @@ static pcre2_code *compile(const char *re, size_t len, int *jit, char *msg, size
 
 static void add_unit(struct tn_devices *d, size_t *cap, pcre2_code *re, int jit, size_t cls)
 {
-    if (d->nunits == *cap)
-        d->units = tn_xrealloc(d->units, (*cap = *cap ? *cap * 2 : 16) * sizeof(*d->units));
+    if (d->nunits == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        d->units = tn_xrealloc(d->units, *cap * sizeof(*d->units));
+        d->keys = tn_xrealloc(d->keys, *cap * sizeof(*d->keys));
+    }
+    d->keys[d->nunits] = 0;
     d->units[d->nunits++] = (struct unit){.re = re, .cls = (uint32_t)cls, .jit = jit};
 }
 
@@ -444,7 +442,7 @@ static void add_filter(struct tn_devices *d, const struct lit_list *l, const uin
             int found = 0;
 
             for (j = 0; j + 1 < t->n; j++) {
-                unsigned pr = pair_of(d->code, t->b[j], t->b[j + 1]);
+                unsigned pr = pair_of(t->b[j], t->b[j + 1]);
                 size_t m;
 
                 for (m = 0; m < npick && pick[m] != pr; m++)
@@ -471,7 +469,7 @@ static void add_filter(struct tn_devices *d, const struct lit_list *l, const uin
     }
     u->lit0 = (uint32_t)lit0;
     u->nlits = (uint32_t)l->n;
-    u->key = l->n == 1 && d->lits[lit0].npairs ? d->pairs[d->lits[lit0].pair0] : 0;
+    d->keys[d->nunits - 1] = l->n == 1 && d->lits[lit0].npairs ? d->pairs[d->lits[lit0].pair0] : 0;
     return;
 unfiltered:
     d->nlits = lit0;
@@ -535,6 +533,34 @@ out:
     free(text);
 }
 
+/* Indexes the units by key slot, for run_candidates. */
+static void index_keys(struct tn_devices *d)
+{
+    size_t i, s;
+    uint32_t *at;
+
+    if (!d->nunits || d->nunits > MAX_UNIT_WORDS * 64)
+        return;
+    d->nwords = (d->nunits + 63) / 64;
+    d->always = tn_xcalloc(d->nwords, sizeof(*d->always));
+    d->by_key0 = tn_xcalloc((size_t)d->nslots + 2, sizeof(*d->by_key0));
+    for (i = 0; i < d->nunits; i++) {
+        if (d->keys[i])
+            d->by_key0[d->keys[i] + 1]++;
+        else
+            d->always[i >> 6] |= 1ull << (i & 63);
+    }
+    for (s = 1; s <= (size_t)d->nslots + 1; s++)
+        d->by_key0[s] += d->by_key0[s - 1];
+    d->by_key = tn_xmalloc((d->by_key0[d->nslots + 1] + 1) * sizeof(*d->by_key));
+    at = tn_xmalloc(((size_t)d->nslots + 1) * sizeof(*at));
+    memcpy(at, d->by_key0, ((size_t)d->nslots + 1) * sizeof(*at));
+    for (i = 0; i < d->nunits; i++) /* ascending: a slot's units stay in catalog order */
+        if (d->keys[i])
+            d->by_key[at[d->keys[i]]++] = (uint32_t)i;
+    free(at);
+}
+
 /* ---- helpers: matching ---- */
 
 static int unit_matches(const struct unit *u, pcre2_match_data *md, const char *ua, size_t len)
@@ -562,27 +588,59 @@ static int unit_may_match(const struct tn_devices *d, const struct unit *u,
     return !u->nlits;
 }
 
+/* Runs the candidate units in order: those without a key and those whose
+ * key is among the nl slots seen. The first class to match, or -1. */
+static int run_candidates(const struct tn_devices *d, pcre2_match_data *md, const char *ua,
+                          size_t len, const unsigned char *seen, const uint16_t *list, size_t nl)
+{
+    uint64_t cand[MAX_UNIT_WORDS];
+    size_t i, j, w;
+
+    memcpy(cand, d->always, d->nwords * sizeof(cand[0]));
+    for (i = 0; i < nl; i++)
+        for (j = d->by_key0[list[i]]; j < d->by_key0[list[i] + 1]; j++)
+            cand[d->by_key[j] >> 6] |= 1ull << (d->by_key[j] & 63);
+    for (w = 0; w < d->nwords; w++) {
+        for (; cand[w]; cand[w] &= cand[w] - 1) {
+            const struct unit *u = &d->units[w * 64 + (size_t)__builtin_ctzll(cand[w])];
+
+            if (unit_may_match(d, u, seen) && unit_matches(u, md, ua, len))
+                return (int)u->cls;
+        }
+    }
+    return -1;
+}
+
 /* The first class of d with a unit that matches ua, or -1. A match error
  * (match limit, bad UTF in a (*UTF) pattern) counts as no match. */
 static int match_classes(const struct tn_devices *d, pcre2_match_data *md, const char *ua,
                          size_t len)
 {
-    unsigned char seen[MAX_SLOTS]; /* bytes, not bits: plain stores, no read-modify-write chain */
+    unsigned char seen[MAX_SLOTS]; /* bytes, not bits: no read-modify-write chain */
+    uint16_t list[MAX_SLOTS];      /* the slots seen, in order of appearance */
     const unsigned char *s = (const unsigned char *)ua;
-    unsigned prev = 0, c;
-    size_t i;
+    unsigned prev = 0, c, sl;
+    size_t i, nl = 0;
 
     memset(seen, 0, (size_t)d->nslots + 1);
+    seen[0] = 1; /* slot 0: pairs no literal uses */
     for (i = 0; d->nslots && i < len; i++) {
-        c = d->code[s[i]];
-        seen[d->slot[prev * NCODES + c]] = 1; /* slot 0 (untracked) is a harmless byte */
+        c = fold(s[i]);
+        sl = d->slot[prev << 7 | c];
+        if (!seen[sl]) {
+            seen[sl] = 1;
+            list[nl++] = (uint16_t)sl;
+        }
         prev = c;
     }
+    if (d->nwords)
+        return run_candidates(d, md, ua, len, seen, list, nl);
     for (i = 0; i < d->nunits; i++) {
-        const struct unit *u = &d->units[i];
+        const struct unit *u;
 
-        if (u->key && !seen[u->key])
+        if (d->keys[i] && !seen[d->keys[i]])
             continue;
+        u = &d->units[i];
         if (unit_may_match(d, u, seen) && unit_matches(u, md, ua, len))
             return (int)u->cls;
     }
@@ -594,7 +652,7 @@ static int match_classes(const struct tn_devices *d, pcre2_match_data *md, const
 struct tn_devices *tn_devices_new(const struct tn_conf_device *classes, size_t n, char **err)
 {
     struct tn_devices *d = tn_xcalloc(1, sizeof(*d));
-    uint16_t *freq = tn_xcalloc(NCODES * NCODES, sizeof(*freq));
+    uint16_t *freq = tn_xcalloc(NPAIRS, sizeof(*freq));
     char *why = NULL, msg[256];
     size_t i, cap = 0, off;
 
@@ -603,10 +661,8 @@ struct tn_devices *tn_devices_new(const struct tn_conf_device *classes, size_t n
     TN_BUG_ON(n > INT32_MAX);
     d->names = n ? tn_xcalloc(n, sizeof(*d->names)) : NULL;
     d->gen = atomic_fetch_add(&next_gen, 1);
-    init_codes(d->code);
     for (i = 0; i + 1 < sizeof(common_ua) - 1; i++) {
-        unsigned pr = pair_of(d->code, (unsigned char)common_ua[i],
-                              (unsigned char)common_ua[i + 1]);
+        unsigned pr = pair_of((unsigned char)common_ua[i], (unsigned char)common_ua[i + 1]);
 
         if (freq[pr] < UINT16_MAX)
             freq[pr]++;
@@ -637,6 +693,8 @@ struct tn_devices *tn_devices_new(const struct tn_conf_device *classes, size_t n
         add_class(d, &cap, d->n++, re, whole, jit, freq);
     }
     free(freq);
+    if (!why)
+        index_keys(d);
     if (why) {
         tn_devices_free(d);
         if (err)
@@ -660,6 +718,10 @@ void tn_devices_free(struct tn_devices *d)
         pcre2_code_free(d->units[i].re);
     free(d->names);
     free(d->units);
+    free(d->keys);
+    free(d->by_key0);
+    free(d->by_key);
+    free(d->always);
     free(d->lits);
     free(d->pairs);
     free(d);

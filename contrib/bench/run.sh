@@ -37,14 +37,14 @@
 # [results/ here] where latest.tsv and latest.txt go. TURNOUT_BIN: run this
 # turnout binary instead of building build/turnout. JOBS [get post classify]:
 # the jobs to run. POST_PERCENT [100], POST_SCRIPT [post-1k.lua], POST_ROWS
-# [all]: the post job's split, wrk script and explicit row list. RETRIES [2], MAX_OTHER
-# [10], QUIET_WAIT [30]: peers.sh measures a run again when other processes
-# used more than MAX_OTHER % of a CPU during it (a shared machine), after
-# waiting for a quiet second (0 turns that off).
-# CLASSIFY_THREADS [1], CLASSIFY_PERCENT [NEW_PERCENT or 10], CLASSIFY_ROWS
-# [haproxy-Nt turnout-Nt turnout-1route-Nt], CLASSIFY_SCRIPT [classify.lua]:
-# the classify job's thread counts, default-route percent, rows and script;
-# it needs perl and libmaxmind-db-writer-perl (installed when missing).
+# [all]: the post job's split, wrk script and explicit row list. RETRIES [2],
+# MAX_OTHER [10], QUIET_WAIT [30]: peers.sh measures a run again when other
+# processes used more than MAX_OTHER % of a CPU during it (a shared machine),
+# after waiting for a quiet second (0 turns that off). CLASSIFY_THREADS [1],
+# CLASSIFY_PERCENT [NEW_PERCENT or 10], CLASSIFY_ROWS [haproxy-Nt turnout-Nt
+# turnout-1route-Nt], CLASSIFY_SCRIPT [classify.lua]: the classify job's
+# thread counts, default-route percent, rows and script; it needs perl and
+# libmaxmind-db-writer-perl (installed when missing).
 #
 # Usage: contrib/bench/run.sh                     run and save
 #        contrib/bench/run.sh --report FILE.tsv   re-print the table of a TSV

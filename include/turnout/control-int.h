@@ -8,7 +8,10 @@
 #include <stdint.h>
 
 #include "turnout/control-t.h"
+#include "turnout/health.h"
 #include "turnout/redis.h"
+
+#include <event2/util.h>
 
 #define TN_CTL_MAX_OPS 8 /* Redis hash operations in one change */
 
@@ -47,6 +50,17 @@ void tn_ctl_publish(struct tn_ctl *c);
 void tn_ctl_save(struct tn_ctl *c);
 /* Arms the ramp timer for the next step of any running ramp. */
 void tn_ctl_reschedule_ramps(struct tn_ctl *c);
+
+/* The one control function: version, overlay, Redis, state file, event. */
+void tn_ctl_commit(struct tn_ctl *c, const struct tn_ctl_change *cm);
+/* Whether no server of backend b (plan index) can take a request now. */
+int tn_ctl_backend_down(const struct tn_ctl *c, int b);
+
+/* watch.c: the health check callback (tn_health_fn), the twice-a-second
+ * tick, and taking the plan's GeoIP database as the one in force. */
+void tn_ctl_on_health(void *arg, uint32_t id, enum tn_health_state st, const char *why);
+void tn_ctl_on_tick(evutil_socket_t fd, short what, void *arg);
+void tn_ctl_adopt_geodb(struct tn_ctl *c);
 
 /* sync.c: writes cm to Redis when up (returns 1), starts the client, and
  * compares two redis configurations. */

@@ -72,15 +72,13 @@ int tn_ctl_route_index(const struct tn_ctl *c, const char *name)
     return -1;
 }
 
-static int backend_down(const struct tn_ctl *c, int b);
-
 int tn_ctl_backend_up(void *ctx, int b)
 {
-    return !backend_down(ctx, b);
+    return !tn_ctl_backend_down(ctx, b);
 }
 
 /* Whether every server of backend b (plan index) is unable to take a request. */
-static int backend_down(const struct tn_ctl *c, int b)
+int tn_ctl_backend_down(const struct tn_ctl *c, int b)
 {
     const struct tn_conf_backend *be = &c->plan->conf->backends[b];
     uint64_t now = tn_now_ms();
@@ -102,7 +100,7 @@ uint32_t tn_ctl_percent(const struct tn_ctl *c, size_t i, enum tn_source *src)
     const struct tn_plan_route *pr = &c->plan->routes[i];
     const struct tn_ctl_route *cr = &c->routes[pr->id];
 
-    if (pr->conf->has_shift && backend_down(c, pr->conf->to_idx)) {
+    if (pr->conf->has_shift && tn_ctl_backend_down(c, pr->conf->to_idx)) {
         *src = TN_SOURCE_HEALTH;
         return 0;
     }
@@ -317,7 +315,7 @@ const struct tn_event *tn_ctl_event(const struct tn_ctl *c, size_t i)
 }
 
 /* The one control function. The model already holds the change. */
-static void commit(struct tn_ctl *c, const struct tn_ctl_change *cm)
+void tn_ctl_commit(struct tn_ctl *c, const struct tn_ctl_change *cm)
 {
     c->version++; /* Redis's counter replaces it when the write returns */
     tn_ctl_publish(c);
@@ -401,7 +399,7 @@ int tn_ctl_set_weight(struct tn_ctl *c, const char *route, uint32_t x100, enum t
     stop_ramp(c, id, &cm, route);
     tn_ctl_set_route(c, (size_t)i, x100, src);
     tn_ctl_op(&cm, "weights", route, to);
-    commit(c, &cm);
+    tn_ctl_commit(c, &cm);
     if (had_ramp)
         tn_ctl_reschedule_ramps(c);
     snprintf(msg, len, "weight %s: %s -> %s%s%s", route, from, to,
@@ -441,7 +439,7 @@ int tn_ctl_ramp(struct tn_ctl *c, const char *route, uint32_t to_x100, uint64_t 
     tn_ramp_encode(&cr->ramp, sched, sizeof(sched));
     tn_ctl_op(&cm, "ramps", route, sched);
     tn_ctl_op(&cm, "weights", route, from);
-    commit(c, &cm);
+    tn_ctl_commit(c, &cm);
     tn_ctl_reschedule_ramps(c);
     snprintf(msg, len, "ramp %s: %s -> %s", route, from, detail);
     return TN_OK;
@@ -465,7 +463,7 @@ int tn_ctl_ramp_cancel(struct tn_ctl *c, const char *route, const char *who, cha
     tn_percent_str(c->routes[id].percent_x100, at, sizeof(at));
     snprintf(what, sizeof(what), "ramp %s cancelled", route);
     tn_ctl_op(&cm, "weights", route, at);
-    commit(c, &cm);
+    tn_ctl_commit(c, &cm);
     tn_ctl_reschedule_ramps(c);
     snprintf(msg, len, "ramp %s cancelled at %s", route, at);
     return TN_OK;
@@ -497,7 +495,7 @@ int tn_ctl_rollback(struct tn_ctl *c, const char *route, enum tn_source src, con
         stop_ramp(c, id, &cm, r->name);
         tn_ctl_set_route(c, i, 0, src);
         tn_ctl_op(&cm, "weights", r->name, "0.00");
-        commit(c, &cm);
+        tn_ctl_commit(c, &cm);
         if (off < len)
             off += (size_t)snprintf(msg + off, len - off, "%s%s: %s -> 0.00", n ? "; " : "",
                                     r->name, from);
@@ -542,7 +540,7 @@ int tn_ctl_set_server(struct tn_ctl *c, const char *backend, const char *server,
     if (st == TN_SERVER_READY)
         tn_passive_clear(id); /* an operator says it is fine: forget its failures */
     tn_ctl_op(&cm, "servers", name, st == TN_SERVER_READY ? NULL : cm.to);
-    commit(c, &cm);
+    tn_ctl_commit(c, &cm);
     return TN_OK;
 }
 
@@ -564,7 +562,7 @@ int tn_ctl_pin(struct tn_ctl *c, const char *key, const char *backend, const cha
         return TN_OK; /* nothing to do */
     tn_ctl_pin_put(c, key, backend, tn_ctl_redis_offline(c));
     tn_ctl_op(&cm, "pins", key, backend);
-    commit(c, &cm);
+    tn_ctl_commit(c, &cm);
     return TN_OK;
 }
 
@@ -606,7 +604,7 @@ static void step_ramps(struct tn_ctl *c)
         cr->percent_x100 = p;
         cr->set = 1;
         cr->source = TN_SOURCE_RAMP;
-        commit(c, &cm);
+        tn_ctl_commit(c, &cm);
     }
 }
 
@@ -644,126 +642,6 @@ static void on_ramp_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     step_ramps(c);
     tn_ctl_reschedule_ramps(c);
-}
-
-/* ---- health ---- */
-
-static void on_health(void *arg, uint32_t id, enum tn_health_state st, const char *why)
-{
-    struct tn_ctl *c = arg;
-    const char *name = tn_ident_name(TN_IDENT_SERVER, id);
-    char what[200];
-    struct tn_ctl_change cm = {.who = "health", .what = what, .from = "", .to = why};
-
-    tn_ctl_fit_ids(c);
-    if (id >= c->nservers)
-        return;
-    if (c->servers[id].down == (st == TN_HEALTH_DOWN))
-        return; /* no change for routing (e.g. a check removed from an up server) */
-    c->servers[id].down = st == TN_HEALTH_DOWN;
-    snprintf(what, sizeof(what), "server %s %s", name ? name : "?",
-             st == TN_HEALTH_DOWN ? "down" : st == TN_HEALTH_UP ? "up" : "no longer checked");
-    cm.from = st == TN_HEALTH_DOWN ? "up" : "down";
-    commit(c, &cm);
-}
-
-#define SETS_RELOAD_MS (5 * 60 * 1000) /* segment sets are read again this often */
-
-/* The GeoIP database of plan, or NULL (the geo module keeps it). */
-struct tn_geodb *tn_geo_plan_db(const struct tn_plan *plan);
-
-/* Takes the database the plan opened as the one in force. */
-static void adopt_plan_geodb(struct tn_ctl *c)
-{
-#ifdef TN_WITH_GEO
-    struct tn_geodb *db = tn_geo_plan_db(c->plan);
-
-    if (db == c->geodb)
-        return;
-    tn_geodb_unref(c->geodb);
-    c->geodb = tn_geodb_ref(db);
-    c->geodb_failed = 0;
-#else
-    (void)c;
-#endif
-}
-
-/* A new file at the database's path replaces it, without a reload; a file
- * that does not open (still being written) is tried again later. */
-static void watch_geodb(struct tn_ctl *c)
-{
-#ifdef TN_WITH_GEO
-    struct tn_geodb *db;
-    char *err = NULL;
-
-    if (!c->geodb || !tn_geodb_changed(c->geodb))
-        return;
-    db = tn_geodb_open(tn_geodb_path(c->geodb), &err);
-    if (!db) {
-        if (!c->geodb_failed)
-            tn_log(TN_LOG_WARN, "geoip: %s; the database in force stays", err ? err : "?");
-        c->geodb_failed = 1;
-        free(err);
-        return;
-    }
-    tn_geodb_unref(c->geodb);
-    c->geodb = db;
-    c->geodb_failed = 0;
-    tn_ctl_publish(c);
-    tn_ctl_event_add(c, "geoip", "geoip database", "replaced", tn_geodb_path(db));
-#else
-    (void)c;
-#endif
-}
-
-/* Twice a second: passive ejections and routes whose "to" is entirely down
- * become events (the workers act on them by themselves). */
-static void on_tick(evutil_socket_t fd, short what_, void *arg)
-{
-    struct tn_ctl *c = arg;
-    uint64_t now = tn_now_ms();
-    size_t b, s, i;
-
-    (void)fd;
-    (void)what_;
-    watch_geodb(c);
-    if (c->redis_up && c->nsets && now - c->sets_reloaded_ms >= SETS_RELOAD_MS)
-        tn_ctl_sets_reload(c);
-    for (b = 0; b < c->plan->conf->nbackends; b++) {
-        const struct tn_conf_backend *be = &c->plan->conf->backends[b];
-
-        for (s = 0; s < be->nservers; s++) {
-            uint32_t id = c->plan->server_ids[b][s];
-            int ej = tn_passive_ejected(id, now);
-            char what[200];
-
-            if (ej == c->servers[id].ejected)
-                continue;
-            c->servers[id].ejected = (uint8_t)ej;
-            snprintf(what, sizeof(what), "server %s/%s passive health", be->name,
-                     be->servers[s].name);
-            tn_ctl_event_add(c, "health", what, ej ? "in" : "ejected",
-                   ej ? "ejected (consecutive failures)" : "back in");
-        }
-    }
-    for (i = 0; i < c->plan->nroutes; i++) {
-        const struct tn_conf_route *r = c->plan->routes[i].conf;
-        struct tn_ctl_route *cr = &c->routes[c->plan->routes[i].id];
-        int down;
-        char what[200], to[200];
-
-        if (!r->has_shift)
-            continue;
-        down = backend_down(c, r->to_idx);
-        if (down == (int)cr->to_down)
-            continue;
-        cr->to_down = (unsigned)down;
-        snprintf(what, sizeof(what), "route %s", r->name);
-        snprintf(to, sizeof(to), down ? "every server of %s is down: users go to %s"
-                                      : "%s is up again: the percent applies",
-                 r->shift_to, r->shift_from);
-        tn_ctl_event_add(c, "health", what, down ? "normal" : "to down", to);
-    }
 }
 
 int tn_ctl_server_ejected(const struct tn_ctl *c, int backend, int server, uint64_t *until_ms)
@@ -806,7 +684,7 @@ struct tn_ctl *tn_ctl_new(struct event_base *base, struct tn_plan *plan,
     default_node_id(c);
     tn_ctl_fit_ids(c);
     c->ramp_ev = evtimer_new(base, on_ramp_timer, c);
-    c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
+    c->tick_ev = event_new(base, -1, EV_PERSIST, tn_ctl_on_tick, c);
     if (plan->conf->state_file)
         c->state_file = tn_xstrdup(plan->conf->state_file);
     return c;
@@ -817,14 +695,14 @@ void tn_ctl_start(struct tn_ctl *c)
     struct timeval half = {0, 500 * 1000};
     char why[256];
 
-    adopt_plan_geodb(c);
+    tn_ctl_adopt_geodb(c);
     if (c->state_file && tn_statefile_load(c, c->state_file, why, sizeof(why)) != TN_OK)
         tn_log(TN_LOG_WARN, "state file %s: %s; starting from the configuration", c->state_file,
                why);
     tn_ctl_publish(c);
     tn_ctl_reschedule_ramps(c);
     event_add(c->tick_ev, &half);
-    c->health = tn_health_new(c->base, on_health, c);
+    c->health = tn_health_new(c->base, tn_ctl_on_health, c);
     tn_health_configure(c->health, c->plan);
     tn_ctl_sync_start(c);
 }
@@ -854,10 +732,10 @@ void tn_ctl_set_plan(struct tn_ctl *c, struct tn_plan *plan)
         cr->set = 0;
         stop_ramp(c, plan->routes[i].id, &cm, name);
         tn_ctl_op(&cm, "weights", name, NULL);
-        commit(c, &cm);
+        tn_ctl_commit(c, &cm);
     }
     tn_health_configure(c->health, plan);
-    adopt_plan_geodb(c);
+    tn_ctl_adopt_geodb(c);
     if (!redis_same) {
         tn_setload_free(c->setload); /* before its client */
         c->setload = NULL;

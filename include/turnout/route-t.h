@@ -88,6 +88,7 @@ struct tn_decision {
     const char *key;                /* borrowed from the request, or key_buf */
     size_t key_len;
     char key_buf[TN_ROUTE_UID_LEN + 1]; /* a freshly generated uid */
+    char addr_buf[46];                  /* client_ip key taken from X-Forwarded-For */
     int set_cookie;                     /* 1: send assign_cookie with key_buf */
     int has_bucket;
     uint32_t bucket; /* 0..999999 */

@@ -4,6 +4,7 @@
  * seeded once from getrandom()). DESIGN.md "Routing semantics". */
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no malloc */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
@@ -12,6 +13,7 @@
 
 #include <xxhash.h>
 
+#include "turnout/clientaddr.h"
 #include "turnout/common.h"
 #include "turnout/h1.h"
 #include "turnout/route.h"
@@ -166,6 +168,33 @@ static int source_lookup(enum tn_sticky_kind kind, const char *name, const struc
     }
 }
 
+/* With the peer in trusted_proxies, the client address is the right-most
+ * untrusted X-Forwarded-For address (as for geography): the key is its
+ * text. Returns 1 when that gave a key. */
+static int client_from_xff(const struct tn_conf *c, const struct tn_route_req *rq,
+                           struct tn_decision *d)
+{
+    struct sockaddr_storage peer, out;
+    const void *a;
+
+    memset(&peer, 0, sizeof(peer));
+    if (inet_pton(AF_INET, rq->client_ip, &((struct sockaddr_in *)&peer)->sin_addr) == 1)
+        peer.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, rq->client_ip, &((struct sockaddr_in6 *)&peer)->sin6_addr) == 1)
+        peer.ss_family = AF_INET6;
+    else
+        return 0;
+    if (!tn_client_addr((struct sockaddr *)&peer, c->trusted_proxies, c->ntrusted_proxies,
+                        rq->hdrs, rq->nhdrs, &out))
+        return 0; /* the peer itself: the caller uses its text */
+    a = out.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&out)->sin_addr
+                                 : (const void *)&((struct sockaddr_in6 *)&out)->sin6_addr;
+    if (!inet_ntop(out.ss_family, a, d->addr_buf, sizeof(d->addr_buf)))
+        return 0;
+    key_set(d, TN_STICKY_CLIENT_IP, d->addr_buf, strlen(d->addr_buf));
+    return 1;
+}
+
 uint32_t tn_route_bucket(const char *route_name, const char *key, size_t key_len)
 {
     size_t name_len = strlen(route_name);
@@ -212,6 +241,8 @@ void tn_route_sticky_key(const struct tn_plan *p, const struct tn_route_req *rq,
             /* with assign_cookie on, a cookie is handed out instead */
             if (ac->enabled || !rq->client_ip || !rq->client_ip[0])
                 continue;
+            if (c->ntrusted_proxies && client_from_xff(c, rq, d)) /* behind trusted proxies */
+                return;
             key_set(d, TN_STICKY_CLIENT_IP, rq->client_ip, strlen(rq->client_ip));
             return;
         }

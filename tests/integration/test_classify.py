@@ -448,3 +448,19 @@ def _raw(method, target, headers, body):
     if body is not None:
         lines.append("Content-Length: %d" % len(body))
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+def test_client_ip_sticky_key_behind_a_trusted_proxy(turnout_factory, backend_factory):
+    routes = [{"name": "default", "shift": {"from": "legacy", "to": "new", "percent": 50}}]
+    t = start(turnout_factory, backend_factory, routes, ["legacy", "new"],
+              {"trusted_proxies": ["127.0.0.0/8"], "sticky_key": [{"client_ip": True}]},
+              access_log="file")
+    ips = ["203.0.113.%d" % i for i in range(1, 41)] + ["2001:db8::%x" % i for i in range(1, 21)]
+    for ip in ips:
+        want = harness.predict("default", ip, 50)
+        assert get(t, [("X-Forwarded-For", "198.51.100.1, " + ip)], target="/ip/" + ip) == want
+    rec = t.wait_log(lambda r: r["path"] == "/ip/203.0.113.5")
+    assert (rec["key_source"], rec["bucket"]) == ("client_ip",
+                                                  harness.bucket("default", "203.0.113.5"))
+    # without X-Forwarded-For the peer's own address is the key
+    assert get(t, [], target="/peer") == harness.predict("default", "127.0.0.1", 50)

@@ -2,8 +2,9 @@
  * by geography (GeoIP lookup of the X-Forwarded-For client), device (the
  * User-Agent against conf/devices.yaml), segments (a header and a
  * 100 000-member Redis-set segment) and computes the sticky bucket, in ns,
- * on one thread, with the per-worker device cache (typical traffic) and
- * without it (every User-Agent new).
+ * on one thread, with the per-worker caches of GeoIP answers and device
+ * classes (typical traffic: 64 users cycling) and without them (every
+ * address and User-Agent new).
  *
  *   contrib/bench/classify-cost GEO.mmdb DEVICES.yaml [iterations]
  *
@@ -150,7 +151,7 @@ int main(int argc, char **argv)
             tn_route_decide(plan, &reqs[n % NREQ].rq, md, &d);
             to += d.reason == TN_ROUTE_SHIFT_TO;
         }
-        printf("classify+route+bucket, %s device cache: %.0f ns per request (%ld requests, "
+        printf("classify+route+bucket, %s per-worker caches (GeoIP, device): %.0f ns per request (%ld requests, "
                "geo+device+segments+bucket each)\n",
                pass ? "without the" : "with the", (now_ns() - t0) / (double)iters, iters);
     }

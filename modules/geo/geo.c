@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "turnout/clientaddr.h"
 #include "turnout/common.h"
@@ -107,19 +108,76 @@ static int client_sockaddr(const struct tn_classify *cx, struct sockaddr_storage
     return TN_OK;
 }
 
-static void geo_classify(const void *state, struct tn_classify *cx, void *wk)
+/* A worker's cache of address -> lookup result, valid for one database:
+ * users send many requests from one address. */
+#define GEO_CACHE 4096
+
+struct geo_entry {
+    uint8_t key[17]; /* family byte + address */
+    uint8_t used, found;
+    struct tn_geo geo;
+};
+
+struct geo_wk {
+    const struct tn_geodb *db;
+    struct geo_entry e[GEO_CACHE];
+};
+
+static void *geo_worker_new(void)
+{
+    return calloc(1, sizeof(struct geo_wk));
+}
+
+static void geo_worker_free(void *wk)
+{
+    free(wk);
+}
+
+/* The cache key of addr: family and address bytes. */
+static void geo_key(const struct sockaddr_storage *addr, uint8_t key[17])
+{
+    memset(key, 0, 17);
+    key[0] = (uint8_t)addr->ss_family;
+    if (addr->ss_family == AF_INET)
+        memcpy(key + 1, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+    else
+        memcpy(key + 1, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
+}
+
+static void geo_classify(const void *state, struct tn_classify *cx, void *arg)
 {
     const struct geo_state *st = state;
     const struct tn_geodb *db = cx->ov && cx->ov->geodb ? cx->ov->geodb : st->db;
+    struct geo_wk *wk = arg;
     struct sockaddr_storage addr;
+    struct geo_entry *e = NULL;
+    uint8_t key[17];
     int xff = 0;
 
-    (void)wk;
     memset(&cx->facts.geo, 0, sizeof(cx->facts.geo));
     if (client_sockaddr(cx, &addr, &xff) != TN_OK)
         return;
     cx->facts.geo_from_xff = xff;
+    if (wk) {
+        if (wk->db != db) { /* another database: forget what the old one said */
+            memset(wk->e, 0, sizeof(wk->e));
+            wk->db = db;
+        }
+        geo_key(&addr, key);
+        e = &wk->e[XXH3_64bits(key, sizeof(key)) & (GEO_CACHE - 1)];
+        if (e->used && !memcmp(e->key, key, sizeof(key))) {
+            cx->facts.geo = e->geo;
+            cx->facts.geo_found = e->found;
+            return;
+        }
+    }
     cx->facts.geo_found = tn_geodb_lookup(db, (const struct sockaddr *)&addr, &cx->facts.geo);
+    if (e) {
+        memcpy(e->key, key, sizeof(key));
+        e->used = 1;
+        e->found = (uint8_t)cx->facts.geo_found;
+        e->geo = cx->facts.geo;
+    }
 }
 
 /* The database a plan opened (borrowed), for the control plane. */
@@ -141,5 +199,7 @@ const struct tn_module tn_module_geo = {
     .keys = geo_keys,
     .init = geo_init,
     .free = geo_free,
+    .worker_new = geo_worker_new,
+    .worker_free = geo_worker_free,
     .classify = geo_classify,
 };

@@ -496,7 +496,13 @@ static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const 
     int status = err == TN_ATTEMPT_E_TIMEOUT ? 504 : 502;
 
     a->err = err;
-    if (err == TN_ATTEMPT_E_CONNECT_ERROR || err == TN_ATTEMPT_E_CONNECT_TIMEOUT)
+    /* gateway errors count against the server, as Envoy's outlier detection
+     * counts them: no connection, no answer in time, a broken one -- but not
+     * a pooled connection the server had closed (retried below) */
+    if (err == TN_ATTEMPT_E_CONNECT_ERROR || err == TN_ATTEMPT_E_CONNECT_TIMEOUT ||
+        (!(s->flags & TN_STREAM_F_RESP_STARTED) && !(a->reused && !got_bytes) &&
+         (err == TN_ATTEMPT_E_TIMEOUT || err == TN_ATTEMPT_E_RESET ||
+          err == TN_ATTEMPT_E_CLOSED || err == TN_ATTEMPT_E_BAD_RESPONSE)))
         observe_server(s, a, 1);
     release_up(s);
     disarm(s);

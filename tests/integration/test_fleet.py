@@ -209,7 +209,8 @@ def test_auth_with_password_from_the_environment(turnout_factory, legacy, new, s
              redis_conf(r, password_env="TN_TEST_REDIS_PW"))
     wait_redis_up(a)
     cmd(a.sock, "set weight default 22")
-    assert r.client().hget("turnout:%s:weights" % NS, "default") == "22.00"
+    harness.wait_until(lambda: r.client().hget("turnout:%s:weights" % NS, "default") == "22.00",
+                       3, "the weight written to redis")  # the write is asynchronous
     monkeypatch.setenv("TN_TEST_REDIS_PW", "wrong")
     b = node(turnout_factory, legacy, new, short_dir, "node-b",
              redis_conf(r, password_env="TN_TEST_REDIS_PW"))

@@ -214,3 +214,22 @@ def test_reload_under_load_fails_no_request(turnout_factory, legacy, new, short_
     assert reloads >= 20
     assert sum(done) >= 5000, sum(done)
     assert jcmd(t.sock, "show info")["config_generation"] == reloads + 1
+
+
+def test_passive_health_ejects_a_hanging_server(turnout_factory, legacy, backend_factory,
+                                                short_dir):
+    hang = backend_factory("raw", "new", mode="hang")
+    t = start(turnout_factory, legacy, [hang.address], short_dir, percent=100,
+              access_log="file", timeouts={"response": "300ms"})
+    m = map_keys(*t.listen, KEYS[:12], nconns=1)
+    assert set(m.values()) == {"legacy"}  # the first ones replayed after the timeout
+    recs = harness.wait_until(lambda: [r for r in t.log_lines() if r["path"] == "/"]
+                              if len(t.log_lines()) >= 12 else None, 5, "12 log lines")
+    timed_out = [r for r in recs if r["attempts"][0]["error"] == "timeout"]
+    assert len(timed_out) == 5, [r["attempts"] for r in recs]
+    # then new is ejected: the rest go to legacy at once, without waiting
+    rest = recs[5:]
+    assert rest and all(r["reason"] == "to_down" and len(r["attempts"]) == 1 for r in rest), \
+        [(r["reason"], r["attempts"]) for r in rest]
+    b = {x["backend"]: x for x in jcmd(t.sock, "show backends")}
+    assert b["new"]["ejected"]

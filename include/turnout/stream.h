@@ -65,4 +65,8 @@ void tn_stream_reap(struct tn_worker *w);
 /* Ends every stream of w at once and frees all stream memory (stop). */
 void tn_stream_free_all(struct tn_worker *w);
 
+/* Adds the response fields turnout sets (respextra.c) to m, in the
+ * stream's arena. Worker thread. */
+void tn_stream_add_extra(struct tn_stream *s, struct tn_msg *m);
+
 #endif

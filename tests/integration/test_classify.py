@@ -438,7 +438,9 @@ def test_ten_route_plan_every_request_on_its_expected_backend(
             if got != backend:
                 wrong.append((i, route, backend, got, q))
     assert not wrong, "%d of %d wrong, e.g. %r" % (len(wrong), len(reqs), wrong[:3])
-    routes_seen = {rec["route"] for rec in t.log_lines()}
+    lines = harness.wait_until(lambda: t.log_lines() if len(t.log_lines()) >= len(reqs) else None,
+                               5, "every request logged")  # the log is written every 100 ms
+    routes_seen = {rec["route"] for rec in lines}
     assert len(routes_seen) >= 9, routes_seen
 
 

@@ -152,7 +152,8 @@ def test_passive_health_ejects_a_refusing_server(turnout_factory, legacy, short_
     b = {x["backend"]: x for x in jcmd(t.sock, "show backends")}
     assert b["new"]["ejected"] and not b["new"]["usable"]
     # once ejected, no attempt goes to the dead server at all
-    lines = t.log_lines()
+    lines = harness.wait_until(lambda: t.log_lines() if len(t.log_lines()) >= 20 else None, 5,
+                               "20 log lines")  # the log is written every 100 ms
     tail = lines[-5:]
     assert all(len(rec["attempts"]) == 1 and rec["attempts"][0]["backend"] == "legacy"
                for rec in tail), tail

@@ -81,6 +81,8 @@ struct tn_ctl {
     struct tn_ctl_hooks hooks;
     char node_id[65];
     const char *config_path; /* borrowed from the server */
+    struct tn_stats **shards; /* the workers' statistics shards (borrowed) */
+    size_t nshards;
     unsigned nworkers;
     uint64_t started_ms;   /* wall clock */
     uint64_t generation;   /* config generation: plans loaded */

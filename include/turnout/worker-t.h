@@ -94,6 +94,7 @@ struct tn_worker {
     size_t scratch_len;
     uint64_t now_ms;       /* monotonic ms of the request being routed (passive health) */
     void *mod_wk[8];       /* per-worker state of each classifier module (tn_modules order) */
+    struct tn_stats *stats; /* this worker's statistics shard (read by the control thread) */
     uint8_t *usable;       /* balancer space: one flag per server of a backend */
     size_t nusable;
     struct tn_field *hdrs; /* parse space for one head */

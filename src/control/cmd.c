@@ -25,6 +25,7 @@
 #include "turnout/overlay.h"
 #include "turnout/route.h"
 #include "turnout/setload.h"
+#include "turnout/stats.h"
 #include "turnout/strset.h"
 
 #define MAX_ARGS 12
@@ -46,6 +47,7 @@ static const char help_text[] =
     "show routes [json]                          match, from, to, percent and its source\n"
     "show backends [json]                        servers, states, health\n"
     "show segments [json]                        user segments and their Redis sets\n"
+    "show stats [json]                           requests, statuses, latency per route and backend\n"
     "show pins [PREFIX] [json]                   pinned users\n"
     "show events [N] [json]                      the latest N changes (default 20)\n"
     "set weight ROUTE PERCENT                    0 to 100, at most two decimals\n"
@@ -336,6 +338,83 @@ static void show_backends(struct cmd *k)
         evbuffer_add(k->out, "]\n", 2);
 }
 
+/* ---- show stats ---- */
+
+static const char *side_of(const struct tn_conf_route *r, int b)
+{
+    if (!r->has_shift)
+        return "pinned";
+    return b == r->from_idx ? "from" : b == r->to_idx ? "to" : "pinned";
+}
+
+static void stats_row(struct cmd *k, const char *route, const char *side, const char *backend,
+                      const struct tn_stats_cell *c, int first)
+{
+    static const char *const cls[TN_STATS_CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    double p50 = tn_stats_quantile(c, 0.5) * 1000, p99 = tn_stats_quantile(c, 0.99) * 1000;
+    size_t i;
+
+    if (!k->json) {
+        evbuffer_add_printf(k->out, "%-16s %-6s %-10s %9" PRIu64, route, side, backend,
+                            (uint64_t)c->requests);
+        for (i = 1; i < TN_STATS_CLASSES; i++)
+            evbuffer_add_printf(k->out, " %7" PRIu64, (uint64_t)c->status[i]);
+        evbuffer_add_printf(k->out, " %7" PRIu64 " %8.2f %8.2f %9" PRIu64 "\n",
+                            (uint64_t)c->status[0], p50, p99, (uint64_t)c->attempts);
+        return;
+    }
+    evbuffer_add_printf(k->out, "%s{\"route\":", first ? "" : ",");
+    tn_json_str(k->out, route);
+    evbuffer_add_printf(k->out, ",\"side\":\"%s\",\"backend\":", side);
+    tn_json_str(k->out, backend);
+    evbuffer_add_printf(k->out, ",\"requests\":%" PRIu64 ",\"status\":{", (uint64_t)c->requests);
+    for (i = 0; i < TN_STATS_CLASSES; i++)
+        evbuffer_add_printf(k->out, "%s\"%s\":%" PRIu64, i ? "," : "", cls[i],
+                            (uint64_t)c->status[i]);
+    evbuffer_add_printf(k->out,
+                        "},\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ",\"attempts\":%" PRIu64
+                        ",\"latency\":{\"count\":%" PRIu64 ",\"sum_s\":%.6f,\"p50_ms\":%.3f,"
+                        "\"p99_ms\":%.3f,\"buckets\":[",
+                        (uint64_t)c->bytes_in, (uint64_t)c->bytes_out, (uint64_t)c->attempts,
+                        (uint64_t)c->requests, (double)c->latency_sum_us / 1e6, p50, p99);
+    for (i = 0; i < TN_STATS_BUCKETS; i++)
+        evbuffer_add_printf(k->out, "%s%" PRIu64, i ? "," : "", (uint64_t)c->latency[i]);
+    evbuffer_add(k->out, "]}}", 3);
+}
+
+static void show_stats(struct cmd *k)
+{
+    const struct tn_ctl *c = k->c;
+    const struct tn_plan *p = c->plan;
+    int first = 1;
+    size_t i, b;
+
+    if (!k->json)
+        evbuffer_add_printf(k->out, "%-16s %-6s %-10s %9s %7s %7s %7s %7s %7s %7s %8s %8s %9s\n",
+                            "route", "side", "backend", "requests", "1xx", "2xx", "3xx", "4xx",
+                            "5xx", "none", "p50_ms", "p99_ms", "attempts");
+    else
+        evbuffer_add(k->out, "[", 1);
+    for (i = 0; i < p->nroutes; i++) {
+        const struct tn_conf_route *r = p->routes[i].conf;
+
+        for (b = 0; b < p->conf->nbackends; b++) {
+            struct tn_stats_cell cell;
+            int counted = tn_stats_sum(c->shards, c->nshards, p->routes[i].id, p->backend_ids[b],
+                                       &cell);
+            int configured = r->has_shift ? ((int)b == r->from_idx || (int)b == r->to_idx)
+                                          : (int)b == r->backend_idx;
+
+            if (!counted && !configured)
+                continue;
+            stats_row(k, r->name, side_of(r, (int)b), p->conf->backends[b].name, &cell, first);
+            first = 0;
+        }
+    }
+    if (k->json)
+        evbuffer_add(k->out, "]\n", 2);
+}
+
 /* ---- show segments ---- */
 
 static const char *const segment_kinds[] = {"header", "cookie", "query", "redis_set"};
@@ -514,6 +593,8 @@ static void cmd_show(struct cmd *k)
         show_backends(k);
     else if (!strcmp(what, "segments") && !nargs)
         show_segments(k);
+    else if (!strcmp(what, "stats") && !nargs)
+        show_stats(k);
     else if (!strcmp(what, "pins") && nargs <= 1)
         show_pins(k, nargs ? k->argv[2] : NULL);
     else if (!strcmp(what, "events") && nargs <= 1) {
@@ -524,10 +605,11 @@ static void cmd_show(struct cmd *k)
                        TN_CTL_EVENTS, k->argv[2]);
         show_events(k, n);
     } else if (!strcmp(what, "info") || !strcmp(what, "routes") || !strcmp(what, "backends") ||
-               !strcmp(what, "pins") || !strcmp(what, "events") || !strcmp(what, "segments"))
+               !strcmp(what, "pins") || !strcmp(what, "events") || !strcmp(what, "segments") ||
+               !strcmp(what, "stats"))
         err(k, "show %s: unexpected argument \"%s\"", what, k->argv[k->argc - 1]);
     else
-        err(k, "unknown show command \"%s\"; try: show info|routes|backends|segments|pins|events",
+        err(k, "unknown show command \"%s\"; try: show info|routes|backends|segments|stats|pins|events",
             what);
 }
 

@@ -773,6 +773,7 @@ void tn_ctl_free(struct tn_ctl *c)
     free(c->pins);
     tn_pins_unref(c->pins_table);
     tn_overlay_unref(c->ov);
+    free(c->shards);
     free(c->routes);
     free(c->servers);
     free(c->events);

@@ -312,6 +312,10 @@ static int start_workers(struct server *s)
         s->nworkers++;
     }
     s->ctl->nworkers = (unsigned)s->nworkers;
+    s->ctl->shards = tn_xcalloc(s->nworkers ? s->nworkers : 1, sizeof(*s->ctl->shards));
+    for (i = 0; i < s->nworkers; i++)
+        s->ctl->shards[i] = s->workers[i]->stats;
+    s->ctl->nshards = s->nworkers;
     tn_ctl_start(s->ctl); /* the first overlay reaches the workers before they run */
     for (i = 0; i < s->nworkers; i++) {
         atomic_fetch_add(&s->alive, 1);

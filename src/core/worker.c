@@ -26,6 +26,7 @@
 #include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/route.h"
+#include "turnout/stats.h"
 #include "turnout/stream.h"
 #include "turnout/worker.h"
 
@@ -462,6 +463,7 @@ struct tn_worker *tn_worker_new(int id, uint32_t nworkers, int *fds, size_t nfds
         event_add(w->tick_ev, &one_s);
     }
     w->md = pcre2_match_data_create(1, NULL);
+    w->stats = tn_stats_new();
     for (i = 0; tn_modules[i]; i++)
         if (tn_modules[i]->worker_new)
             w->mod_wk[i] = tn_modules[i]->worker_new();
@@ -553,6 +555,7 @@ void tn_worker_join_free(struct tn_worker *w)
     free(w->scratch);
     free(w->hdrs);
     free(w->usable);
+    tn_stats_free(w->stats);
     free(w->rstate);
     if (w->body_tmp)
         evbuffer_free(w->body_tmp);

@@ -28,6 +28,7 @@
 #include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/route.h"
+#include "turnout/stats.h"
 #include "turnout/stream.h"
 #include "turnout/worker.h"
 
@@ -132,6 +133,20 @@ static void release_up(struct tn_stream *s)
 }
 
 /* The stream is over: log it, give the plan back, free it later. */
+/* Counts the finished request in the worker's statistics shard, for the
+ * backend that answered (the last attempt's), by the route's and the
+ * backend's stable identities. */
+static void count(const struct tn_stream *s)
+{
+    const struct tn_plan *p = s->wp ? s->wp->plan : NULL;
+    int backend = s->natt ? s->att[s->natt - 1].backend : s->dec.backend;
+
+    if (!p || s->dec.route < 0 || backend < 0)
+        return;
+    tn_stats_request(s->w->stats, p->routes[s->dec.route].id, p->backend_ids[backend], s->status,
+                     s->bytes_in, s->bytes_out, s->natt, tn_now_us() - s->start_us);
+}
+
 static void finish(struct tn_stream *s)
 {
     struct tn_worker *w = s->w;
@@ -141,6 +156,7 @@ static void finish(struct tn_stream *s)
     disarm(s);
     release_up(s);
     tn_accesslog_write(w->log, s);
+    count(s);
     set_state(s, TN_STREAM_DONE);
     s->down = NULL;
     s->down_ctx = NULL;

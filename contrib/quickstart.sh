@@ -78,7 +78,7 @@ for p in $PLATFORMS; do stop_pidfile "$RUN/${p%%:*}.pid"; done  # left by a kill
 stop_pidfile "$RUN/node2.pid" turnout
 stop_pidfile "$RUN/redis.pid" redis-server
 rm -f "$RUN/turnout.pid"
-for port in 9001 9002 8080 8081 6390; do
+for port in 9001 9002 8080 8081 6390 9901 9902; do
     port_taken "$port" && die "port $port is already in use$(command -v ss >/dev/null &&
         ss -Hltnp "sport = :$port" | sed -n '1s/.*users:/ by /p')"
 done

@@ -18,6 +18,7 @@
 
 #include "turnout/accesslog.h"
 #include "turnout/admin.h"
+#include "turnout/adminhttp.h"
 #include "turnout/common.h"
 #include "turnout/conf.h"
 #include "turnout/control.h"
@@ -33,6 +34,7 @@ struct server {
     struct tn_plan *plan; /* the plan in force (one reference) */
     struct tn_ctl *ctl;   /* runtime control: overlay, Redis, health, ramps */
     struct tn_admin *admin;
+    struct tn_admin_http *admin_http;
     struct tn_worker **workers;
     size_t nworkers;
     atomic_uint alive;
@@ -134,8 +136,6 @@ static void warn_unserved(const struct tn_conf *c)
         if (c->listens[i].ncerts)
             tn_log(TN_LOG_WARN, "listen %s: TLS is not served by this release; listener skipped",
                    c->listens[i].addr.text);
-    if (c->admin.http)
-        tn_log(TN_LOG_WARN, "admin: the HTTP listener is not served by this release");
 }
 
 static int listens_equal(const struct tn_conf *a, const struct tn_conf *b)
@@ -336,6 +336,7 @@ static void shutdown_server(struct server *s)
         tn_worker_join_free(s->workers[i]);
     free(s->workers);
     tn_admin_free(s->admin);
+    tn_admin_http_free(s->admin_http);
     tn_ctl_free(s->ctl);
     tn_accesslog_close();
     for (i = 0; i < TN_ARRAY_LEN(s->sig); i++)
@@ -387,6 +388,11 @@ int tn_server_run(const char *path)
         !(s.admin = tn_admin_new(s.base, s.plan->conf->admin.socket, s.plan->conf->admin.socket_mode,
                                  tn_ctl_exec, s.ctl, &why))) {
         tn_log(TN_LOG_ERR, "admin socket %s: %s", s.plan->conf->admin.socket, why);
+        rc = 1;
+    } else if (s.plan->conf->admin.http &&
+               !(s.admin_http = tn_admin_http_new(s.base, &s.plan->conf->admin.http_addr, s.ctl,
+                                                  &why))) {
+        tn_log(TN_LOG_ERR, "admin http %s: %s", s.plan->conf->admin.http, why);
         rc = 1;
     } else if (start_workers(&s) != TN_OK) {
         stop_all(&s);

@@ -1,0 +1,202 @@
+/* /metrics: the control plane's figures and the sum of the workers'
+ * statistics shards in the Prometheus text exposition format (version
+ * 0.0.4): turnout_ prefix, _total counters, _seconds and _bytes units, the
+ * request latency as a histogram. Control thread. */
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "turnout/adminhttp.h"
+#include "turnout/common.h"
+#include "turnout/control.h"
+#include "turnout/health.h"
+#include "turnout/overlay.h"
+#include "turnout/route.h"
+#include "turnout/stats.h"
+
+static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value, escaped as the format wants (backslash, quote, newline). */
+static void label(struct evbuffer *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            evbuffer_add_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, v, 1);
+    }
+}
+
+/* route="..",side="..",backend=".." */
+static void rsb(struct evbuffer *out, const char *route, const char *side, const char *backend)
+{
+    evbuffer_add_printf(out, "route=\"");
+    label(out, route);
+    evbuffer_add_printf(out, "\",side=\"%s\",backend=\"", side);
+    label(out, backend);
+    evbuffer_add(out, "\"", 1);
+}
+
+static const char *side_of(const struct tn_conf_route *r, int b)
+{
+    if (!r->has_shift)
+        return "pinned";
+    return b == r->from_idx ? "from" : b == r->to_idx ? "to" : "pinned";
+}
+
+/* Calls fn for every route x backend some worker counted. */
+struct cell_ref {
+    const struct tn_conf_route *route;
+    const char *side, *backend;
+    struct tn_stats_cell cell;
+};
+
+static size_t collect(struct tn_ctl *c, struct cell_ref *refs, size_t cap)
+{
+    const struct tn_plan *p = c->plan;
+    size_t i, b, n = 0;
+
+    for (i = 0; i < p->nroutes; i++) {
+        for (b = 0; b < p->conf->nbackends && n < cap; b++) {
+            struct cell_ref *r = &refs[n];
+
+            if (!tn_stats_sum(c->shards, c->nshards, p->routes[i].id, p->backend_ids[b], &r->cell))
+                continue;
+            r->route = p->routes[i].conf;
+            r->side = side_of(r->route, (int)b);
+            r->backend = p->conf->backends[b].name;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void requests(struct evbuffer *out, const struct cell_ref *refs, size_t n)
+{
+    static const char *const cls[TN_STATS_CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    size_t i, k;
+
+    family(out, "turnout_requests_total", "counter",
+           "Client requests by route, the side and backend that answered, and status class "
+           "(none: no response was sent).");
+    for (i = 0; i < n; i++)
+        for (k = 0; k < TN_STATS_CLASSES; k++) {
+            evbuffer_add_printf(out, "turnout_requests_total{");
+            rsb(out, refs[i].route->name, refs[i].side, refs[i].backend);
+            evbuffer_add_printf(out, ",class=\"%s\"} %" PRIu64 "\n", cls[k],
+                                (uint64_t)refs[i].cell.status[k]);
+        }
+    family(out, "turnout_request_duration_seconds", "histogram",
+           "Time from a client request's first byte to the end of its response.");
+    for (i = 0; i < n; i++) {
+        uint64_t cum = 0;
+
+        for (k = 0; k < TN_STATS_BUCKETS; k++) {
+            cum += refs[i].cell.latency[k];
+            evbuffer_add_printf(out, "turnout_request_duration_seconds_bucket{");
+            rsb(out, refs[i].route->name, refs[i].side, refs[i].backend);
+            if (k == TN_STATS_BUCKETS - 1)
+                evbuffer_add_printf(out, ",le=\"+Inf\"} %" PRIu64 "\n", cum);
+            else
+                evbuffer_add_printf(out, ",le=\"%g\"} %" PRIu64 "\n", tn_stats_bounds[k], cum);
+        }
+        evbuffer_add_printf(out, "turnout_request_duration_seconds_sum{");
+        rsb(out, refs[i].route->name, refs[i].side, refs[i].backend);
+        evbuffer_add_printf(out, "} %.6f\n", (double)refs[i].cell.latency_sum_us / 1e6);
+        evbuffer_add_printf(out, "turnout_request_duration_seconds_count{");
+        rsb(out, refs[i].route->name, refs[i].side, refs[i].backend);
+        evbuffer_add_printf(out, "} %" PRIu64 "\n", cum);
+    }
+}
+
+static void counter(struct evbuffer *out, const struct cell_ref *refs, size_t n, const char *name,
+                    const char *help, size_t off)
+{
+    size_t i;
+
+    family(out, name, "counter", help);
+    for (i = 0; i < n; i++) {
+        const _Atomic uint64_t *v = (const _Atomic uint64_t *)((const char *)&refs[i].cell + off);
+
+        evbuffer_add_printf(out, "%s{", name);
+        rsb(out, refs[i].route->name, refs[i].side, refs[i].backend);
+        evbuffer_add_printf(out, "} %" PRIu64 "\n", (uint64_t)*v);
+    }
+}
+
+static void routes(struct tn_ctl *c, struct evbuffer *out)
+{
+    const struct tn_plan *p = c->plan;
+    size_t i;
+
+    family(out, "turnout_route_percent", "gauge",
+           "The percent of a shifting route's users sent to \"to\" in force now.");
+    for (i = 0; i < p->nroutes; i++) {
+        enum tn_source src;
+        uint32_t x100;
+
+        if (!p->routes[i].conf->has_shift)
+            continue;
+        x100 = tn_ctl_percent(c, i, &src);
+        evbuffer_add_printf(out, "turnout_route_percent{route=\"");
+        label(out, p->routes[i].conf->name);
+        evbuffer_add_printf(out, "\",source=\"%s\"} %u.%02u\n", tn_source_name(src), x100 / 100,
+                            x100 % 100);
+    }
+    family(out, "turnout_route_configured_percent", "gauge",
+           "The percent the configuration file gives a shifting route.");
+    for (i = 0; i < p->nroutes; i++) {
+        if (!p->routes[i].conf->has_shift)
+            continue;
+        evbuffer_add_printf(out, "turnout_route_configured_percent{route=\"");
+        label(out, p->routes[i].conf->name);
+        evbuffer_add_printf(out, "\"} %u.%02u\n", p->routes[i].percent_x100 / 100,
+                            p->routes[i].percent_x100 % 100);
+    }
+}
+
+static void process(struct tn_ctl *c, struct evbuffer *out)
+{
+    family(out, "turnout_config_generation", "gauge", "Configuration files loaded so far.");
+    evbuffer_add_printf(out, "turnout_config_generation %" PRIu64 "\n", c->generation);
+    family(out, "turnout_applied_version", "gauge",
+           "The runtime version (Redis's turnout:{ns}:version when synced) this node applied.");
+    evbuffer_add_printf(out, "turnout_applied_version %" PRIu64 "\n", c->version);
+    family(out, "turnout_redis_up", "gauge", "1 when the Redis link is up, 0 when not or none.");
+    evbuffer_add_printf(out, "turnout_redis_up %d\n", c->redis_up);
+    family(out, "turnout_workers", "gauge", "Worker threads.");
+    evbuffer_add_printf(out, "turnout_workers %u\n", c->nworkers);
+    family(out, "turnout_start_time_seconds", "gauge", "When this process started (Unix time).");
+    evbuffer_add_printf(out, "turnout_start_time_seconds %.3f\n", (double)c->started_ms / 1000);
+}
+
+void tn_metrics_write(struct tn_ctl *c, struct evbuffer *out)
+{
+    size_t cap = c->plan->nroutes * (c->plan->conf->nbackends ? c->plan->conf->nbackends : 1);
+    struct cell_ref *refs = calloc(cap ? cap : 1, sizeof(*refs));
+    size_t n;
+
+    process(c, out);
+    routes(c, out);
+    if (!refs)
+        return;
+    n = collect(c, refs, cap);
+    requests(out, refs, n);
+    counter(out, refs, n, "turnout_request_bytes_total",
+            "Bytes received from clients (heads and bodies).",
+            offsetof(struct tn_stats_cell, bytes_in));
+    counter(out, refs, n, "turnout_response_bytes_total", "Bytes sent to clients.",
+            offsetof(struct tn_stats_cell, bytes_out));
+    counter(out, refs, n, "turnout_attempts_total",
+            "Upstream attempts (a replay or a stale-connection retry is a second one).",
+            offsetof(struct tn_stats_cell, attempts));
+    free(refs);
+}

@@ -20,6 +20,14 @@ int tn_cidr_match(const struct tn_conf_cidr *c, const struct sockaddr *sa);
 /* Whether sa is in any of the n networks. */
 int tn_cidr_any(const struct tn_conf_cidr *nets, size_t n, const struct sockaddr *sa);
 
+/* Parses a textual IPv4 or IPv6 address (as connections keep their peer)
+ * into out. TN_OK, or TN_ERR when it is neither. Any thread. */
+int tn_client_parse_ip(const char *ip, struct sockaddr_storage *out);
+
+/* Whether the textual address ip is in one of the n networks (0 when it
+ * does not parse). Any thread. */
+int tn_client_ip_trusted(const char *ip, const struct tn_conf_cidr *nets, size_t n);
+
 /* Picks the client address. peer: the connection's peer. fields: the
  * request's header fields (X-Forwarded-For found by name, any case).
  * Walks the X-Forwarded-For addresses from the right: trusted ones are

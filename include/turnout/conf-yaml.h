@@ -63,6 +63,10 @@ struct tn_conf_key {
     const struct tn_conf_key *sub; /* MAP: the nested table */
 };
 
+/* path resolved against the directory of file (the configuration that
+ * names it); an absolute path as it is. Returns malloc'd text. */
+char *tn_conf_path_beside(const char *file, const char *path);
+
 /* Reads a whole regular file of at most 16 MiB (a device catalog...).
  * Returns malloc'd NUL-terminated text and *len, or NULL with errno. */
 char *tn_conf_read_file(const char *path, size_t *len);

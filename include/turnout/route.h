@@ -43,6 +43,10 @@ size_t tn_route_explain(const struct tn_plan *p, const struct tn_decision *d, ch
 size_t tn_route_match_keys(const struct tn_conf_match *m, char *buf, size_t len);
 /* "beta,staff": the names of the segments in bits. */
 size_t tn_route_segment_names(const struct tn_plan *p, uint64_t bits, char *buf, size_t len);
+/* The side of route r that backend (plan index) is: "from" or "to" for a
+ * shifting route, "pinned" otherwise (a pinned route, a user pin or an
+ * override to another backend). */
+const char *tn_route_side_name(const struct tn_conf_route *r, int backend);
 /* "honoured", "refused", "unknown_backend", or "" for TN_OVERRIDE_NONE. */
 const char *tn_route_override_name(int override);
 

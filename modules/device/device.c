@@ -85,23 +85,15 @@ static void load_device_file(struct tn_conf_ctx *cx, yaml_node_t *at, struct tn_
 static int parse_devices(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 {
     struct tn_conf *c = field;
-    const char *path, *slash;
+    char *path;
 
     if (n->type != YAML_SCALAR_NODE)
         return parse_device_map(cx, n, c);
     if (tn_conf_get_string(cx, n, NULL, &c->devices_file) != TN_OK)
         return TN_ERR;
-    path = c->devices_file;
-    slash = strrchr(cx->file, '/');
-    if (path[0] != '/' && slash) {
-        size_t dl = (size_t)(slash - cx->file) + 1, pl = strlen(path);
-        char *full = tn_xmalloc(dl + pl + 1);
-
-        memcpy(full, cx->file, dl);
-        memcpy(full + dl, path, pl + 1);
-        free(c->devices_file);
-        c->devices_file = full;
-    }
+    path = tn_conf_path_beside(cx->file, c->devices_file);
+    free(c->devices_file);
+    c->devices_file = path;
     load_device_file(cx, n, c);
     return TN_OK;
 }

@@ -34,22 +34,6 @@ struct geo_state {
     struct tn_geodb *db; /* opened with the plan (one reference) */
 };
 
-/* geoip.database, resolved against the configuration file's directory. */
-static char *database_path(const struct tn_conf *c)
-{
-    const char *p = c->geoip_database, *slash = c->file ? strrchr(c->file, '/') : NULL;
-    size_t dl;
-    char *full;
-
-    if (p[0] == '/' || !slash)
-        return tn_xstrdup(p);
-    dl = (size_t)(slash - c->file) + 1;
-    full = tn_xmalloc(dl + strlen(p) + 1);
-    memcpy(full, c->file, dl);
-    strcpy(full + dl, p);
-    return full;
-}
-
 static int geo_init(const struct tn_plan *plan, void **state, char **err)
 {
     const struct tn_conf *c = plan->conf;
@@ -59,7 +43,7 @@ static int geo_init(const struct tn_plan *plan, void **state, char **err)
     *state = NULL;
     if (!c->geoip_database)
         return TN_OK; /* routes that need it were refused by the plan */
-    path = database_path(c);
+    path = tn_conf_path_beside(c->file, c->geoip_database);
     st = tn_xcalloc(1, sizeof(*st));
     st->db = tn_geodb_open(path, &why);
     free(path);
@@ -92,16 +76,8 @@ static int client_sockaddr(const struct tn_classify *cx, struct sockaddr_storage
 {
     const struct tn_conf *c = cx->plan->conf;
     struct sockaddr_storage peer;
-    const char *ip = cx->rq->client_ip;
 
-    memset(&peer, 0, sizeof(peer));
-    if (!ip)
-        return TN_ERR;
-    if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&peer)->sin_addr) == 1)
-        peer.ss_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&peer)->sin6_addr) == 1)
-        peer.ss_family = AF_INET6;
-    else
+    if (tn_client_parse_ip(cx->rq->client_ip, &peer) != TN_OK)
         return TN_ERR;
     *from_xff = tn_client_addr((const struct sockaddr *)&peer, c->trusted_proxies,
                                c->ntrusted_proxies, cx->rq->hdrs, cx->rq->nhdrs, out);

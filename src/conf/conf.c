@@ -328,32 +328,42 @@ static const struct tn_conf_key server_keys[] = {
     KEND,
 };
 
-/* health_check.expect: the statuses that count as healthy. */
-static int parse_expect(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+/* A status code or a list of them (100..599) into *v / *n (replacing what
+ * was there). TN_OK, or TN_ERR after reporting the bad entries. */
+static int parse_statuses(struct tn_conf_ctx *cx, yaml_node_t *n, const char *example,
+                          uint16_t **v, size_t *nv)
 {
-    struct tn_conf_health *h = field;
     size_t i, len = 1;
     int rc = TN_OK;
 
     if (n->type == YAML_SEQUENCE_NODE)
         len = tn_conf_seq_len(n);
     else if (n->type != YAML_SCALAR_NODE)
-        return tn_conf_expect(cx, n, "a list of HTTP status codes like [200, 204]");
-    free(h->expect);
-    h->expect = tn_xcalloc(len ? len : 1, sizeof(*h->expect));
-    h->nexpect = 0;
+        return tn_conf_expect(cx, n, example);
+    free(*v);
+    *v = tn_xcalloc(len ? len : 1, sizeof(**v));
+    *nv = 0;
     for (i = 0; i < len; i++) {
         if (tn_conf_count_value(cx, n) != TN_OK)
             break;
         yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ? tn_conf_seq_at(cx, n, i) : n;
-        uint32_t v;
+        uint32_t s;
 
-        if (tn_conf_get_u32(cx, item, 100, 599, &v) == TN_OK)
-            h->expect[h->nexpect++] = (uint16_t)v;
+        if (tn_conf_get_u32(cx, item, 100, 599, &s) == TN_OK)
+            (*v)[(*nv)++] = (uint16_t)s;
         else
             rc = TN_ERR;
     }
     return rc;
+}
+
+/* health_check.expect: the statuses that count as healthy. */
+static int parse_expect(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_health *h = field;
+
+    return parse_statuses(cx, n, "a list of HTTP status codes like [200, 204]", &h->expect,
+                          &h->nexpect);
 }
 
 static const struct tn_conf_key health_keys[] = {
@@ -738,28 +748,9 @@ static int parse_routes(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 static int parse_on_status(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 {
     struct tn_conf_rollback *rb = field;
-    size_t i, len = 1;
-    int rc = TN_OK;
 
-    if (n->type == YAML_SEQUENCE_NODE)
-        len = tn_conf_seq_len(n);
-    else if (n->type != YAML_SCALAR_NODE)
-        return tn_conf_expect(cx, n, "a list of HTTP status codes like [502, 503, 504]");
-    free(rb->on_status);
-    rb->on_status = tn_xcalloc(len ? len : 1, sizeof(*rb->on_status));
-    rb->non_status = 0;
-    for (i = 0; i < len; i++) {
-        if (tn_conf_count_value(cx, n) != TN_OK)
-            break;
-        yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ? tn_conf_seq_at(cx, n, i) : n;
-        uint32_t v;
-
-        if (tn_conf_get_u32(cx, item, 100, 599, &v) == TN_OK)
-            rb->on_status[rb->non_status++] = (uint16_t)v;
-        else
-            rc = TN_ERR;
-    }
-    return rc;
+    return parse_statuses(cx, n, "a list of HTTP status codes like [502, 503, 504]",
+                          &rb->on_status, &rb->non_status);
 }
 
 static const struct tn_conf_key budget_keys[] = {

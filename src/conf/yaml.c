@@ -845,3 +845,18 @@ int tn_conf_walk(struct tn_conf_ctx *cx, yaml_node_t *map, const char *what,
         *seen = present;
     return cx->nerrors == before ? TN_OK : TN_ERR;
 }
+
+char *tn_conf_path_beside(const char *file, const char *path)
+{
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    size_t dl;
+    char *full;
+
+    if (path[0] == '/' || !slash)
+        return tn_xstrdup(path);
+    dl = (size_t)(slash - file) + 1;
+    full = tn_xmalloc(dl + strlen(path) + 1);
+    memcpy(full, file, dl);
+    strcpy(full + dl, path);
+    return full;
+}

@@ -340,13 +340,6 @@ static void show_backends(struct cmd *k)
 
 /* ---- show stats ---- */
 
-static const char *side_of(const struct tn_conf_route *r, int b)
-{
-    if (!r->has_shift)
-        return "pinned";
-    return b == r->from_idx ? "from" : b == r->to_idx ? "to" : "pinned";
-}
-
 static void stats_row(struct cmd *k, const char *route, const char *side, const char *backend,
                       const struct tn_stats_cell *c, int first)
 {
@@ -407,7 +400,7 @@ static void show_stats(struct cmd *k)
 
             if (!counted && !configured)
                 continue;
-            stats_row(k, r->name, side_of(r, (int)b), p->conf->backends[b].name, &cell, first);
+            stats_row(k, r->name, tn_route_side_name(r, (int)b), p->conf->backends[b].name, &cell, first);
             first = 0;
         }
     }

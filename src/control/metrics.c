@@ -45,13 +45,6 @@ static void rsb(struct evbuffer *out, const char *route, const char *side, const
     evbuffer_add(out, "\"", 1);
 }
 
-static const char *side_of(const struct tn_conf_route *r, int b)
-{
-    if (!r->has_shift)
-        return "pinned";
-    return b == r->from_idx ? "from" : b == r->to_idx ? "to" : "pinned";
-}
-
 /* Calls fn for every route x backend some worker counted. */
 struct cell_ref {
     const struct tn_conf_route *route;
@@ -71,7 +64,7 @@ static size_t collect(struct tn_ctl *c, struct cell_ref *refs, size_t cap)
             if (!tn_stats_sum(c->shards, c->nshards, p->routes[i].id, p->backend_ids[b], &r->cell))
                 continue;
             r->route = p->routes[i].conf;
-            r->side = side_of(r->route, (int)b);
+            r->side = tn_route_side_name(r->route, (int)b);
             r->backend = p->conf->backends[b].name;
             n++;
         }

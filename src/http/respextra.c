@@ -19,18 +19,8 @@
 static int debug_trusted(const struct tn_stream *s)
 {
     const struct tn_conf *conf = s->wp->plan->conf;
-    struct sockaddr_storage ss;
 
-    if (!conf->ntrusted_proxies)
-        return 0;
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, s->client_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
-        ss.ss_family = AF_INET;
-    else if (inet_pton(AF_INET6, s->client_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
-        ss.ss_family = AF_INET6;
-    else
-        return 0;
-    return tn_cidr_any(conf->trusted_proxies, conf->ntrusted_proxies, (struct sockaddr *)&ss);
+    return tn_client_ip_trusted(s->client_ip, conf->trusted_proxies, conf->ntrusted_proxies);
 }
 
 /* Fields the stream adds to the final response: the assigned sticky cookie

@@ -177,12 +177,7 @@ static int client_from_xff(const struct tn_conf *c, const struct tn_route_req *r
     struct sockaddr_storage peer, out;
     const void *a;
 
-    memset(&peer, 0, sizeof(peer));
-    if (inet_pton(AF_INET, rq->client_ip, &((struct sockaddr_in *)&peer)->sin_addr) == 1)
-        peer.ss_family = AF_INET;
-    else if (inet_pton(AF_INET6, rq->client_ip, &((struct sockaddr_in6 *)&peer)->sin6_addr) == 1)
-        peer.ss_family = AF_INET6;
-    else
+    if (tn_client_parse_ip(rq->client_ip, &peer) != TN_OK)
         return 0;
     if (!tn_client_addr((struct sockaddr *)&peer, c->trusted_proxies, c->ntrusted_proxies,
                         rq->hdrs, rq->nhdrs, &out))

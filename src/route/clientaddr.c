@@ -268,3 +268,25 @@ stop:
     raw_to_sockaddr(&last, out);
     return 1;
 }
+
+int tn_client_parse_ip(const char *ip, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!ip)
+        return TN_ERR;
+    if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)out)->sin_addr) == 1)
+        out->ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)out)->sin6_addr) == 1)
+        out->ss_family = AF_INET6;
+    else
+        return TN_ERR;
+    return TN_OK;
+}
+
+int tn_client_ip_trusted(const char *ip, const struct tn_conf_cidr *nets, size_t n)
+{
+    struct sockaddr_storage ss;
+
+    return n && tn_client_parse_ip(ip, &ss) == TN_OK &&
+           tn_cidr_any(nets, n, (const struct sockaddr *)&ss);
+}

@@ -144,24 +144,6 @@ static int same_secret(const char *a, size_t alen, const char *b, size_t blen)
     return !diff;
 }
 
-/* Whether the peer is in trusted_proxies. */
-static int peer_trusted(const struct tn_plan *p, const struct tn_route_req *rq)
-{
-    struct sockaddr_storage ss;
-
-    memset(&ss, 0, sizeof(ss));
-    if (!rq->client_ip || !p->conf->ntrusted_proxies)
-        return 0;
-    if (inet_pton(AF_INET, rq->client_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
-        ss.ss_family = AF_INET;
-    else if (inet_pton(AF_INET6, rq->client_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
-        ss.ss_family = AF_INET6;
-    else
-        return 0;
-    return tn_cidr_any(p->conf->trusted_proxies, p->conf->ntrusted_proxies,
-                       (const struct sockaddr *)&ss);
-}
-
 /* The override header: honoured with the right token, or from a trusted
  * address; otherwise ignored (and noted in d->override for the log). */
 static int decide_override(const struct tn_plan *p, const struct tn_route_req *rq,
@@ -176,7 +158,8 @@ static int decide_override(const struct tn_plan *p, const struct tn_route_req *r
     tok = tn_h1_find(rq->hdrs, rq->nhdrs, o->token_header);
     if (!(p->override_token && tok &&
           same_secret(tok->value, tok->value_len, p->override_token, p->override_token_len)) &&
-        !peer_trusted(p, rq)) {
+        !tn_client_ip_trusted(rq->client_ip, p->conf->trusted_proxies,
+                              p->conf->ntrusted_proxies)) {
         d->override = TN_OVERRIDE_REFUSED;
         return 0;
     }

@@ -40,6 +40,13 @@ size_t tn_route_segment_names(const struct tn_plan *p, uint64_t bits, char *buf,
     return off < len ? off : len - 1;
 }
 
+const char *tn_route_side_name(const struct tn_conf_route *r, int backend)
+{
+    if (!r->has_shift)
+        return "pinned";
+    return backend == r->from_idx ? "from" : backend == r->to_idx ? "to" : "pinned";
+}
+
 const char *tn_route_override_name(int override)
 {
     return override >= 0 && override < 4 ? override_names[override] : "";

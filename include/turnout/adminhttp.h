@@ -20,4 +20,8 @@ void tn_admin_http_free(struct tn_admin_http *h); /* NULL is a no-op */
 /* The Prometheus text exposition of c's figures (metrics.c). */
 void tn_metrics_write(struct tn_ctl *c, struct evbuffer *out);
 
+/* Appends the /dashboard page (dashboard.c: HTML embedded at build time)
+ * to out, by reference. Any thread. */
+void tn_dashboard_write(struct evbuffer *out);
+
 #endif

@@ -41,6 +41,8 @@ enum tn_client_state {
 #define TN_CLIENT_F_RESP_CHUNKED 0x0100 /* the response body goes out as chunks */
 #define TN_CLIENT_F_HTTP10 0x0200      /* the current request is HTTP/1.0 */
 
+struct tn_stats_listener;
+
 struct tn_client {
     struct tn_worker *w;
     struct tn_io io;
@@ -48,6 +50,7 @@ struct tn_client {
     enum tn_client_state state;
     uint32_t flags;
     uint64_t id;
+    struct tn_stats_listener *lst; /* its listener's counters in the worker's shard, or NULL */
     TAILQ_ENTRY(tn_client) link; /* the worker's live or dead list */
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];

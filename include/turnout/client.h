@@ -9,7 +9,10 @@
 #include "turnout/client-t.h"
 
 /* Takes an accepted socket fd from peer; returns TN_OK or TN_ERR (fd closed). */
-int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+struct tn_stats_listener;
+
+int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                     struct tn_stats_listener *lst);
 
 /* Sets c->state, checking the transition is legal. */
 void tn_client_set_state(struct tn_client *c, enum tn_client_state s);

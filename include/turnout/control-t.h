@@ -67,6 +67,12 @@ struct tn_event {
 
 #define TN_CTL_EVENTS 1000 /* kept in memory for `show events` */
 
+/* A fleet node as Redis's `nodes` hash last said (every full read). */
+struct tn_ctl_node {
+    char id[65];
+    uint64_t version, seen_ms;
+};
+
 struct tn_ctl_hooks {
     /* hand ov (one reference, taken over) to every worker */
     void (*publish)(void *arg, struct tn_overlay *ov);
@@ -103,6 +109,8 @@ struct tn_ctl {
     unsigned writes_in_flight; /* Redis writes not answered yet */
     int resync_after_writes;
     char redis_why[160];
+    struct tn_ctl_node *fleet; /* the nodes sharing this Redis namespace */
+    size_t nfleet;
     struct tn_health *health;
     struct tn_setload *setload;  /* Redis sets of segments */
     struct tn_ctl_set *sets;

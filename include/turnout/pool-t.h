@@ -12,6 +12,7 @@
 #include "turnout/io.h"
 
 struct tn_worker;
+struct tn_stats_server;
 struct tn_stream;
 
 #define TN_UPSTREAM_STATES(X)                                                                      \
@@ -66,6 +67,7 @@ struct tn_pool {
     struct tn_upstream_list idle;
     uint32_t nidle;
     uint32_t nbusy; /* leased connections (for per-server stats) */
+    struct tn_stats_server *st; /* this worker's counters of the server, or NULL */
 };
 
 #endif

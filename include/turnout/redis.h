@@ -42,6 +42,8 @@ struct tn_redis_snapshot {
     size_t nservers;
     const struct tn_redis_kv *ramps; /* route -> ramp schedule (text owned by the control layer) */
     size_t nramps;
+    const struct tn_redis_kv *nodes; /* node id -> {"version":N,"seen":unix ms} */
+    size_t nnodes;
 };
 
 /* One hash operation of a change: HSET turnout:{ns}:{hash} field value, or

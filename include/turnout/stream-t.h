@@ -98,7 +98,9 @@ struct tn_attempt {
     int status;          /* final response status, 0 before one */
     enum tn_attempt_error err;
     int reused;          /* a pooled keep-alive connection carried it */
+    int stale;           /* that connection had been closed by the server: retried */
     uint64_t start_us, connected_us, first_byte_us; /* 0 when it did not happen */
+    uint64_t failed_us;  /* when it failed, 0 when it did not */
 };
 
 #define TN_STREAM_MAX_ATTEMPTS 4 /* first, a stale retry, the replay, its stale retry */

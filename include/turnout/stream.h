@@ -38,6 +38,11 @@ void tn_stream_detach(struct tn_stream *s, const char *why);
 
 const char *tn_stream_state_name(enum tn_stream_state st);
 const char *tn_attempt_error_name(enum tn_attempt_error e);
+/* Names of an attempt result (TN_STATS_RESULTS: "ok", "5xx", then the
+ * attempt errors), a replay reason and a reason not to replay. */
+const char *tn_attempt_result_name(int result);
+const char *tn_replay_reason_name(int reason);
+const char *tn_noreplay_reason_name(int reason);
 
 /* ---- called by the upstream side (src/http/h1up.c) ----
  * Each may release s->up (the lease ends inside the call); those returning

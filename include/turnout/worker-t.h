@@ -44,13 +44,10 @@ struct tn_wplan {
 };
 
 /* A worker's state for one route, indexed by the route's stable id so it
- * survives reloads: the replay budget and the replay counters (read by the
- * observability layer). */
+ * survives reloads: the replay budget. (Replays are counted in the
+ * statistics shard.) */
 struct tn_route_wstate {
     struct tn_budget budget;
-    uint64_t requests;
-    uint64_t replays[TN_REPLAY_NREASONS];
-    uint64_t refused[TN_NOREPLAY_NREASONS];
 };
 
 struct tn_worker {

@@ -13,6 +13,7 @@
 #include "turnout/adminhttp.h"
 #include "turnout/common.h"
 #include "turnout/control.h"
+#include "turnout/statsview.h"
 
 struct tn_admin_http {
     struct evhttp *http;
@@ -38,7 +39,9 @@ static void show(struct tn_ctl *c, const char *cmd, struct evbuffer *out)
     tn_ctl_exec(c, cmd, "http", out);
 }
 
-static void stats_json(struct tn_ctl *c, struct evbuffer *out)
+/* /stats.json[?seconds=N]: every `show ... json` answer the dashboard
+ * needs, the listeners, the fleet and the per-second series. */
+static void stats_json(struct tn_ctl *c, struct evbuffer *out, size_t seconds)
 {
     evbuffer_add_printf(out, "{\"info\":");
     show(c, "show info json", out);
@@ -52,7 +55,34 @@ static void stats_json(struct tn_ctl *c, struct evbuffer *out)
     show(c, "show segments json", out);
     evbuffer_add_printf(out, ",\"events\":");
     show(c, "show events 50 json", out);
+    evbuffer_add_printf(out, ",\"listeners\":");
+    tn_statsview_listeners(c, out);
+    evbuffer_add_printf(out, ",\"fleet\":");
+    tn_statsview_fleet(c, out);
+    evbuffer_add_printf(out, ",\"series\":");
+    tn_statsview_series(c, out, seconds);
     evbuffer_add_printf(out, "}\n");
+}
+
+/* ?seconds=N of /stats.json: 300 by default, 1 to 299. */
+static size_t query_seconds(struct evhttp_request *req)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq args;
+    const char *v;
+    size_t n = 300;
+
+    if (!q || evhttp_parse_query_str(q, &args) != 0)
+        return n;
+    if ((v = evhttp_find_header(&args, "seconds")) != NULL) {
+        char *end;
+        unsigned long x = strtoul(v, &end, 10);
+
+        if (*v && !*end && x >= 1)
+            n = x;
+    }
+    evhttp_clear_headers(&args);
+    return n;
 }
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -91,13 +121,24 @@ static void on_request(struct evhttp_request *req, void *arg)
         tn_metrics_write(h->c, body);
         reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
     } else if (path && !strcmp(path, "/stats.json")) {
-        stats_json(h->c, body);
+        stats_json(h->c, body, query_seconds(req));
         reply(req, 200, "OK", "application/json", body);
+    } else if (path && !strcmp(path, "/dashboard")) {
+        /* the page may only inline its own script and style and fetch
+         * /stats.json: the browser itself refuses anything external */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
+                          "default-src 'none'; script-src 'unsafe-inline'; "
+                          "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
+                          "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options",
+                          "nosniff");
+        tn_dashboard_write(body);
+        reply(req, 200, "OK", "text/html; charset=utf-8", body);
     } else if (path && !strcmp(path, "/healthz")) {
         evbuffer_add_printf(body, "ok\n");
         reply(req, 200, "OK", "text/plain", body);
     } else {
-        evbuffer_add_printf(body, "not found: /metrics, /stats.json, /healthz\n");
+        evbuffer_add_printf(body, "not found: /metrics, /stats.json, /healthz, /dashboard\n");
         reply(req, 404, "Not Found", "text/plain", body);
     }
     evbuffer_free(body);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "turnout/common.h"
 #include "turnout/conf.h"
+#include "turnout/control-int.h"
 #include "turnout/control.h"
 #include "turnout/health.h"
 #include "turnout/json.h"
@@ -26,6 +27,7 @@
 #include "turnout/route.h"
 #include "turnout/setload.h"
 #include "turnout/stats.h"
+#include "turnout/statsview.h"
 #include "turnout/strset.h"
 
 #define MAX_ARGS 12
@@ -153,7 +155,8 @@ static void show_info(struct cmd *k)
     tn_json_str(k->out, redis);
     evbuffer_add_printf(k->out, "},\"state_file\":");
     tn_json_str(k->out, c->state_file);
-    evbuffer_add_printf(k->out, ",\"routes\":%zu}\n", c->plan->nroutes);
+    evbuffer_add_printf(k->out, ",\"routes\":%zu,\"now\":%.3f}\n", c->plan->nroutes,
+                        (double)tn_ctl_unix_ms() / 1000);
 }
 
 /* ---- show routes ---- */
@@ -266,6 +269,7 @@ static void show_routes(struct cmd *k)
         } else {
             evbuffer_add(k->out, "null", 4);
         }
+        tn_statsview_split_json(c, i, k->out);
         evbuffer_add(k->out, "}", 1);
     }
     if (k->json)
@@ -283,9 +287,9 @@ static void show_backends(struct cmd *k)
     size_t b, s;
 
     if (!k->json)
-        evbuffer_add_printf(k->out, "%-10s %-22s %-22s %6s %-6s %-9s %-14s %s\n", "backend",
-                            "server", "address", "weight", "state", "health", "passive",
-                            "last_check");
+        evbuffer_add_printf(k->out, "%-10s %-22s %-22s %6s %-6s %-9s %-14s %6s %6s %9s %9s %s\n",
+                            "backend", "server", "address", "weight", "state", "health",
+                            "passive", "active", "idle", "connects", "conn_errs", "last_check");
     else
         evbuffer_add(k->out, "[", 1);
     for (b = 0; b < conf->nbackends; b++) {
@@ -307,11 +311,13 @@ static void show_backends(struct cmd *k)
             else
                 snprintf(passive, sizeof(passive), "ok");
             if (!k->json) {
-                evbuffer_add_printf(k->out, "%-10s %-22s %-22s %6u %-6s %-9s %-14s %s\n",
-                                    be->name, be->servers[s].name, be->servers[s].addr.text,
+                evbuffer_add_printf(k->out, "%-10s %-22s %-22s %6u %-6s %-9s %-14s", be->name,
+                                    be->servers[s].name, be->servers[s].addr.text,
                                     be->servers[s].weight,
                                     tn_server_state_name((enum tn_server_state)cs->state),
-                                    tn_health_state_name(hs), passive, last ? last : "");
+                                    tn_health_state_name(hs), passive);
+                tn_statsview_server(c, id, k->out, 0);
+                evbuffer_add_printf(k->out, " %s\n", last ? last : "");
                 continue;
             }
             evbuffer_add_printf(k->out, "%s{\"backend\":", first ? "" : ",");
@@ -331,77 +337,8 @@ static void show_backends(struct cmd *k)
                                 cs->state == TN_SERVER_READY && !cs->down && !ej ? "true"
                                                                                 : "false");
             tn_json_str(k->out, last ? last : "");
+            tn_statsview_server(c, id, k->out, 1);
             evbuffer_add(k->out, "}", 1);
-        }
-    }
-    if (k->json)
-        evbuffer_add(k->out, "]\n", 2);
-}
-
-/* ---- show stats ---- */
-
-static void stats_row(struct cmd *k, const char *route, const char *side, const char *backend,
-                      const struct tn_stats_cell *c, int first)
-{
-    static const char *const cls[TN_STATS_CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    double p50 = tn_stats_quantile(c, 0.5) * 1000, p99 = tn_stats_quantile(c, 0.99) * 1000;
-    size_t i;
-
-    if (!k->json) {
-        evbuffer_add_printf(k->out, "%-16s %-6s %-10s %9" PRIu64, route, side, backend,
-                            (uint64_t)c->requests);
-        for (i = 1; i < TN_STATS_CLASSES; i++)
-            evbuffer_add_printf(k->out, " %7" PRIu64, (uint64_t)c->status[i]);
-        evbuffer_add_printf(k->out, " %7" PRIu64 " %8.2f %8.2f %9" PRIu64 "\n",
-                            (uint64_t)c->status[0], p50, p99, (uint64_t)c->attempts);
-        return;
-    }
-    evbuffer_add_printf(k->out, "%s{\"route\":", first ? "" : ",");
-    tn_json_str(k->out, route);
-    evbuffer_add_printf(k->out, ",\"side\":\"%s\",\"backend\":", side);
-    tn_json_str(k->out, backend);
-    evbuffer_add_printf(k->out, ",\"requests\":%" PRIu64 ",\"status\":{", (uint64_t)c->requests);
-    for (i = 0; i < TN_STATS_CLASSES; i++)
-        evbuffer_add_printf(k->out, "%s\"%s\":%" PRIu64, i ? "," : "", cls[i],
-                            (uint64_t)c->status[i]);
-    evbuffer_add_printf(k->out,
-                        "},\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ",\"attempts\":%" PRIu64
-                        ",\"latency\":{\"count\":%" PRIu64 ",\"sum_s\":%.6f,\"p50_ms\":%.3f,"
-                        "\"p99_ms\":%.3f,\"buckets\":[",
-                        (uint64_t)c->bytes_in, (uint64_t)c->bytes_out, (uint64_t)c->attempts,
-                        (uint64_t)c->requests, (double)c->latency_sum_us / 1e6, p50, p99);
-    for (i = 0; i < TN_STATS_BUCKETS; i++)
-        evbuffer_add_printf(k->out, "%s%" PRIu64, i ? "," : "", (uint64_t)c->latency[i]);
-    evbuffer_add(k->out, "]}}", 3);
-}
-
-static void show_stats(struct cmd *k)
-{
-    const struct tn_ctl *c = k->c;
-    const struct tn_plan *p = c->plan;
-    int first = 1;
-    size_t i, b;
-
-    if (!k->json)
-        evbuffer_add_printf(k->out, "%-16s %-6s %-10s %9s %7s %7s %7s %7s %7s %7s %8s %8s %9s\n",
-                            "route", "side", "backend", "requests", "1xx", "2xx", "3xx", "4xx",
-                            "5xx", "none", "p50_ms", "p99_ms", "attempts");
-    else
-        evbuffer_add(k->out, "[", 1);
-    for (i = 0; i < p->nroutes; i++) {
-        const struct tn_conf_route *r = p->routes[i].conf;
-
-        for (b = 0; b < p->conf->nbackends; b++) {
-            struct tn_stats_cell cell;
-            int counted = tn_stats_sum(c->shards, c->nshards, p->routes[i].id, p->backend_ids[b],
-                                       &cell);
-            int configured = r->has_shift ? ((int)b == r->from_idx || (int)b == r->to_idx)
-                                          : (int)b == r->backend_idx;
-
-            if (!counted && !configured)
-                continue;
-            stats_row(k, r->name, tn_route_side_name(r, (int)b), p->conf->backends[b].name, &cell, first);
-            first = 0;
         }
     }
     if (k->json)
@@ -587,7 +524,7 @@ static void cmd_show(struct cmd *k)
     else if (!strcmp(what, "segments") && !nargs)
         show_segments(k);
     else if (!strcmp(what, "stats") && !nargs)
-        show_stats(k);
+        tn_statsview_stats(k->c, k->out, k->json);
     else if (!strcmp(what, "pins") && nargs <= 1)
         show_pins(k, nargs ? k->argv[2] : NULL);
     else if (!strcmp(what, "events") && nargs <= 1) {

@@ -777,6 +777,7 @@ void tn_ctl_free(struct tn_ctl *c)
     free(c->routes);
     free(c->servers);
     free(c->events);
+    free(c->fleet);
     free(c->state_file);
     tn_plan_unref(c->plan);
     free(c);

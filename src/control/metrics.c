@@ -11,11 +11,14 @@
 
 #include "turnout/adminhttp.h"
 #include "turnout/common.h"
+#include "turnout/control-int.h"
 #include "turnout/control.h"
 #include "turnout/health.h"
 #include "turnout/overlay.h"
 #include "turnout/route.h"
 #include "turnout/stats.h"
+#include "turnout/statsview.h"
+#include "turnout/stream.h"
 
 static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
@@ -125,6 +128,103 @@ static void counter(struct evbuffer *out, const struct cell_ref *refs, size_t n,
     }
 }
 
+/* A counter family with one more label over an array of the cell. */
+static void by_label(struct evbuffer *out, const struct cell_ref *refs, size_t n,
+                     const char *name, const char *help, const char *lab, size_t off, size_t count,
+                     const char *(*value)(int))
+{
+    size_t i, k;
+
+    family(out, name, "counter", help);
+    for (i = 0; i < n; i++) {
+        const _Atomic uint64_t *v = (const _Atomic uint64_t *)((const char *)&refs[i].cell + off);
+
+        for (k = 0; k < count; k++) {
+            evbuffer_add_printf(out, "%s{", name);
+            rsb(out, refs[i].route->name, refs[i].side, refs[i].backend);
+            evbuffer_add_printf(out, ",%s=\"%s\"} %" PRIu64 "\n", lab, value((int)k),
+                                (uint64_t)v[k]);
+        }
+    }
+}
+
+/* backend="..",server=".." */
+static void bs(struct evbuffer *out, const char *backend, const char *server)
+{
+    evbuffer_add_printf(out, "backend=\"");
+    label(out, backend);
+    evbuffer_add_printf(out, "\",server=\"");
+    label(out, server);
+    evbuffer_add(out, "\"", 1);
+}
+
+static void servers(struct tn_ctl *c, struct evbuffer *out)
+{
+    static const char *const names[] = {"turnout_server_connections", "turnout_server_connects_total",
+                                        "turnout_server_connect_errors_total", "turnout_server_usable"};
+    static const char *const types[] = {"gauge", "counter", "counter", "gauge"};
+    static const char *const helps[] = {
+        "Upstream connections to a server now: leased to a request (active) or pooled (idle).",
+        "Upstream connections opened to a server.",
+        "Upstream connects that failed (refused, unreachable, timed out).",
+        "1 when the balancer may pick the server (ready, not down, not ejected)."};
+    const struct tn_conf *conf = c->plan->conf;
+    size_t f, b, s;
+
+    for (f = 0; f < 4; f++) {
+        family(out, names[f], types[f], helps[f]);
+        for (b = 0; b < conf->nbackends; b++)
+            for (s = 0; s < conf->backends[b].nservers; s++) {
+                uint32_t id = c->plan->server_ids[b][s];
+                struct tn_stats_server st;
+                uint64_t until;
+
+                tn_stats_server_sum(c->shards, c->nshards, id, &st);
+                evbuffer_add_printf(out, "%s{", names[f]);
+                bs(out, conf->backends[b].name, conf->backends[b].servers[s].name);
+                if (f == 0) {
+                    evbuffer_add_printf(out, ",state=\"active\"} %" PRIu64 "\n%s{",
+                                        (uint64_t)st.active, names[f]);
+                    bs(out, conf->backends[b].name, conf->backends[b].servers[s].name);
+                    evbuffer_add_printf(out, ",state=\"idle\"} %" PRIu64 "\n", (uint64_t)st.idle);
+                } else if (f == 3) {
+                    evbuffer_add_printf(out, "} %d\n",
+                                        c->servers[id].state == TN_SERVER_READY &&
+                                            !c->servers[id].down &&
+                                            !tn_ctl_server_ejected(c, (int)b, (int)s, &until));
+                } else {
+                    evbuffer_add_printf(out, "} %" PRIu64 "\n",
+                                        (uint64_t)(f == 1 ? st.connects : st.connect_errors));
+                }
+            }
+    }
+}
+
+static void listeners(struct tn_ctl *c, struct evbuffer *out)
+{
+    static const char *const names[] = {"turnout_listener_connections",
+                                        "turnout_listener_accepted_total",
+                                        "turnout_listener_rejected_total"};
+    static const char *const helps[] = {
+        "Client connections open on a listener now.", "Client connections accepted.",
+        "Client connections closed at accept (draining, out of memory)."};
+    const struct tn_conf *conf = c->plan->conf;
+    size_t f, i;
+
+    for (f = 0; f < 3; f++) {
+        family(out, names[f], f ? "counter" : "gauge", helps[f]);
+        for (i = 0; i < conf->nlistens && i < TN_STATS_MAX_LISTENERS; i++) {
+            struct tn_stats_listener l;
+
+            tn_stats_listener_sum(c->shards, c->nshards, i, &l);
+            evbuffer_add_printf(out, "%s{listener=\"", names[f]);
+            label(out, conf->listens[i].addr.text);
+            evbuffer_add_printf(out, "\"} %" PRIu64 "\n",
+                                (uint64_t)(f == 0 ? l.open : f == 1 ? l.accepted : l.rejected));
+        }
+    }
+}
+
 static void routes(struct tn_ctl *c, struct evbuffer *out)
 {
     const struct tn_plan *p = c->plan;
@@ -154,6 +254,19 @@ static void routes(struct tn_ctl *c, struct evbuffer *out)
         evbuffer_add_printf(out, "\"} %u.%02u\n", p->routes[i].percent_x100 / 100,
                             p->routes[i].percent_x100 % 100);
     }
+    family(out, "turnout_route_actual_percent", "gauge",
+           "The percent of a shifting route's requests routed to \"to\" over the last minute "
+           "(absent when none were).");
+    for (i = 0; i < p->nroutes; i++) {
+        uint64_t routed;
+        uint32_t x100;
+
+        if (!p->routes[i].conf->has_shift || !tn_statsview_split(c, i, &routed, &x100))
+            continue;
+        evbuffer_add_printf(out, "turnout_route_actual_percent{route=\"");
+        label(out, p->routes[i].conf->name);
+        evbuffer_add_printf(out, "\"} %u.%02u\n", x100 / 100, x100 % 100);
+    }
 }
 
 static void process(struct tn_ctl *c, struct evbuffer *out)
@@ -169,6 +282,9 @@ static void process(struct tn_ctl *c, struct evbuffer *out)
     evbuffer_add_printf(out, "turnout_workers %u\n", c->nworkers);
     family(out, "turnout_start_time_seconds", "gauge", "When this process started (Unix time).");
     evbuffer_add_printf(out, "turnout_start_time_seconds %.3f\n", (double)c->started_ms / 1000);
+    family(out, "turnout_uptime_seconds", "gauge", "Seconds since this process started.");
+    evbuffer_add_printf(out, "turnout_uptime_seconds %.3f\n",
+                        (double)(tn_ctl_unix_ms() - c->started_ms) / 1000);
 }
 
 void tn_metrics_write(struct tn_ctl *c, struct evbuffer *out)
@@ -191,5 +307,20 @@ void tn_metrics_write(struct tn_ctl *c, struct evbuffer *out)
     counter(out, refs, n, "turnout_attempts_total",
             "Upstream attempts (a replay or a stale-connection retry is a second one).",
             offsetof(struct tn_stats_cell, attempts));
+    by_label(out, refs, n, "turnout_upstream_attempts_total",
+             "Upstream attempts by the backend that made them and their result, before any "
+             "replay: ok, 5xx, or how the attempt failed.",
+             "result", offsetof(struct tn_stats_cell, results), TN_STATS_RESULTS,
+             tn_attempt_result_name);
+    by_label(out, refs, n, "turnout_replays_total",
+             "Failed attempts of this backend replayed on the route's \"from\", by reason.",
+             "reason", offsetof(struct tn_stats_cell, replays), TN_STATS_REPLAY_REASONS,
+             tn_replay_reason_name);
+    by_label(out, refs, n, "turnout_replays_refused_total",
+             "Failed attempts of this backend that could not be replayed, by reason.", "reason",
+             offsetof(struct tn_stats_cell, refused), TN_STATS_REFUSED_REASONS,
+             tn_noreplay_reason_name);
     free(refs);
+    servers(c, out);
+    listeners(c, out);
 }

@@ -826,17 +826,21 @@ static uint64_t read_version(struct tn_redis *r, const redisReply *rp)
     return *end == '\0' && rp->str[0] >= '0' && rp->str[0] <= '9' ? v : 0;
 }
 
-/* Builds the snapshot from EXEC's five replies and hands it over. */
+/* Builds the snapshot from EXEC's replies (four hashes, the version, the
+ * nodes hash) and hands it over. */
 static int deliver(struct tn_redis *r, const redisReply *rp)
 {
     struct tn_redis_snapshot snap;
-    struct tn_redis_kv *kv, *at[K_VERSION];
-    size_t count[K_VERSION], total = 0;
+    const redisReply *nodes = rp->element[K_VERSION + 1];
+    struct tn_redis_kv *kv, *at[K_VERSION], *node_kv;
+    size_t count[K_VERSION], total = 0, nnodes;
     int k;
 
     for (k = K_WEIGHTS; k < K_VERSION; k++)
         if (rp->element[k]->type == REDIS_REPLY_ARRAY)
             total += rp->element[k]->elements / 2;
+    if (nodes->type == REDIS_REPLY_ARRAY)
+        total += nodes->elements / 2;
     kv = malloc((total ? total : 1) * sizeof(*kv));
     if (!kv)
         return TN_ERR;
@@ -845,6 +849,8 @@ static int deliver(struct tn_redis *r, const redisReply *rp)
         count[k] = hash_pairs(r, k, rp->element[k], at[k]);
         total += count[k];
     }
+    node_kv = kv + total;
+    nnodes = hash_pairs(r, K_NODES, nodes, node_kv);
     snap = (struct tn_redis_snapshot){.version = read_version(r, rp->element[K_VERSION]),
                                       .weights = at[K_WEIGHTS],
                                       .nweights = count[K_WEIGHTS],
@@ -853,7 +859,9 @@ static int deliver(struct tn_redis *r, const redisReply *rp)
                                       .servers = at[K_SERVERS],
                                       .nservers = count[K_SERVERS],
                                       .ramps = at[K_RAMPS],
-                                      .nramps = count[K_RAMPS]};
+                                      .nramps = count[K_RAMPS],
+                                      .nodes = node_kv,
+                                      .nnodes = nnodes};
     if (r->cbs.on_snapshot) {
         r->busy++;
         r->cbs.on_snapshot(r->cbs.arg, &snap);
@@ -874,7 +882,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
     r->reading = 0;
     if (rp->type == REDIS_REPLY_ERROR)
         err = rp->str;
-    else if (rp->type != REDIS_REPLY_ARRAY || rp->elements != K_VERSION + 1)
+    else if (rp->type != REDIS_REPLY_ARRAY || rp->elements != K_VERSION + 2)
         err = "unexpected EXEC reply";
     else if (deliver(r, rp) != TN_OK)
         err = "out of memory";
@@ -897,7 +905,8 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-/* MULTI, HGETALL x4, GET version, EXEC: one consistent view of the keys. */
+/* MULTI, HGETALL x4, GET version, HGETALL nodes, EXEC: one consistent
+ * view of the keys. */
 static void start_read(struct tn_redis *r)
 {
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
@@ -911,6 +920,9 @@ static void start_read(struct tn_redis *r)
         argv[1] = r->key[k];
         ok &= redisAsyncCommandArgv(r->cmd, NULL, NULL, 2, argv, NULL) == REDIS_OK;
     }
+    argv[0] = "HGETALL";
+    argv[1] = r->key[K_NODES];
+    ok &= redisAsyncCommandArgv(r->cmd, NULL, NULL, 2, argv, NULL) == REDIS_OK;
     ok &= redisAsyncCommandArgv(r->cmd, on_read, r, 1, exec, NULL) == REDIS_OK;
     if (ok)
         r->reading = 1;

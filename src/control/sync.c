@@ -178,12 +178,36 @@ static int apply_pins(struct tn_ctl *c, const struct tn_redis_snapshot *sn)
     return changed;
 }
 
+/* Keeps the fleet's applied versions (the `nodes` hash) for the stats. */
+static void keep_fleet(struct tn_ctl *c, const struct tn_redis_snapshot *sn)
+{
+    struct tn_ctl_node *f = sn->nnodes ? calloc(sn->nnodes, sizeof(*f)) : NULL;
+    size_t i, n = 0;
+
+    if (sn->nnodes && !f)
+        return; /* the old view stays */
+    for (i = 0; i < sn->nnodes; i++) {
+        unsigned long long v, seen;
+
+        if (sscanf(sn->nodes[i].value, "{\"version\":%llu,\"seen\":%llu}", &v, &seen) != 2)
+            continue;
+        snprintf(f[n].id, sizeof(f[n].id), "%s", sn->nodes[i].key);
+        f[n].version = v;
+        f[n].seen_ms = seen;
+        n++;
+    }
+    free(c->fleet);
+    c->fleet = f;
+    c->nfleet = n;
+}
+
 static void on_snapshot(void *arg, const struct tn_redis_snapshot *sn)
 {
     struct tn_ctl *c = arg;
     int changed = 0;
     size_t i;
 
+    keep_fleet(c, sn);
     if (c->writes_in_flight) { /* it may predate our own write: read again after it */
         c->resync_after_writes = 1;
         return;

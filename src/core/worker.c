@@ -84,6 +84,9 @@ static struct tn_wplan *wplan_new(struct tn_worker *w, struct tn_plan *plan)
             wp->pools[b][s] = tn_pool_get(w, (const struct sockaddr *)&a->ss, a->len);
             if (!wp->pools[b][s])
                 goto fail;
+            /* a pool counts for the first server that uses its address */
+            if (!wp->pools[b][s]->st)
+                wp->pools[b][s]->st = tn_stats_server(w->stats, plan->server_ids[b][s]);
         }
     }
     wp->tv_header = common_tv(w->base, t->client_header_ms);
@@ -283,13 +286,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     struct tn_worker *w = arg;
+    struct tn_stats_listener *lst = NULL;
+    size_t i;
 
-    (void)l;
+    for (i = 0; i < w->nlisteners && i < TN_STATS_MAX_LISTENERS; i++)
+        if (w->listeners[i] == l)
+            lst = &w->stats->listeners[i];
     if (w->draining) {
         close(fd);
+        if (lst)
+            TN_STATS_BUMP(lst->rejected);
         return;
     }
-    tn_client_accept(w, fd, sa, (socklen_t)len);
+    if (tn_client_accept(w, fd, sa, (socklen_t)len, lst) != TN_OK && lst)
+        TN_STATS_BUMP(lst->rejected);
     if (w->nclients >= w->max_clients)
         set_listening(w, 0);
 }

@@ -18,6 +18,7 @@
 #include "turnout/common.h"
 #include "turnout/h1down.h"
 #include "turnout/io.h"
+#include "turnout/stats.h"
 #include "turnout/stream.h"
 #include "turnout/worker.h"
 
@@ -190,7 +191,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     tn_ioq_settle(&w->ioq);
 }
 
-int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                     struct tn_stats_listener *lst)
 {
     struct tn_client *c = calloc(1, sizeof(*c));
     int one = 1;
@@ -224,6 +226,10 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
     tn_io_read(&c->io, 1);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->nclients++;
+    if ((c->lst = lst) != NULL) {
+        TN_STATS_BUMP(lst->accepted);
+        TN_STATS_BUMP(lst->open);
+    }
     tn_client_arm(c, w->wp->tv_header);
     return TN_OK;
 }
@@ -237,6 +243,8 @@ static void client_free(struct tn_client *c)
     c->stream = NULL;
     event_free(c->timer);
     tn_io_deinit(&c->io);
+    if (c->lst)
+        TN_STATS_GAUGE(c->lst->open, atomic_load_explicit(&c->lst->open, memory_order_relaxed) - 1);
     free(c);
     tn_worker_client_gone(w);
 }

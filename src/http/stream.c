@@ -83,6 +83,25 @@ const char *tn_attempt_error_name(enum tn_attempt_error e)
     return error_names[e];
 }
 
+const char *tn_attempt_result_name(int result)
+{
+    if (result == 0)
+        return "ok";
+    if (result == 1)
+        return "5xx";
+    return result > 1 && result < TN_STATS_RESULTS ? error_names[result - 1] : "?";
+}
+
+const char *tn_replay_reason_name(int reason)
+{
+    return reason >= 0 && reason < TN_REPLAY_NREASONS ? replay_names[reason] : "?";
+}
+
+const char *tn_noreplay_reason_name(int reason)
+{
+    return reason >= 0 && reason < TN_NOREPLAY_NREASONS ? noreplay_names[reason] : "?";
+}
+
 static void set_state(struct tn_stream *s, enum tn_stream_state st)
 {
     TN_BUG_ON(st != s->state && !(legal_next[s->state] & (1u << st)));
@@ -133,18 +152,69 @@ static void release_up(struct tn_stream *s)
 }
 
 /* The stream is over: log it, give the plan back, free it later. */
+_Static_assert(TN_STATS_REPLAY_REASONS == TN_REPLAY_NREASONS, "replay reasons");
+_Static_assert(TN_STATS_REFUSED_REASONS == TN_NOREPLAY_NREASONS, "refused reasons");
+_Static_assert(TN_STATS_RESULTS == 2 + TN_ATTEMPT_E_CUT, "attempt results");
+
+/* The side (0 from, 1 to) of a shifting route that backend is, or -1. */
+static int side_of(const struct tn_conf_route *r, int backend)
+{
+    if (!r->has_shift)
+        return -1;
+    return backend == r->from_idx ? 0 : backend == r->to_idx ? 1 : -1;
+}
+
 /* Counts the finished request in the worker's statistics shard, for the
  * backend that answered (the last attempt's), by the route's and the
- * backend's stable identities. */
+ * backend's stable identities; and each attempt for its own backend (a
+ * stale pooled connection retried is not the server's doing: not counted
+ * as an attempt result). */
 static void count(const struct tn_stream *s)
 {
     const struct tn_plan *p = s->wp ? s->wp->plan : NULL;
     int backend = s->natt ? s->att[s->natt - 1].backend : s->dec.backend;
+    const struct tn_conf_route *r;
+    uint32_t rid;
+    int64_t sec;
+    unsigned i;
 
+#ifdef TN_STATS_OFF
+    return; /* counting compiled out (the benchmark's baseline) */
+#endif
     if (!p || s->dec.route < 0 || backend < 0)
         return;
-    tn_stats_request(s->w->stats, p->routes[s->dec.route].id, p->backend_ids[backend], s->status,
-                     s->bytes_in, s->bytes_out, s->natt, tn_now_us() - s->start_us);
+    r = p->routes[s->dec.route].conf;
+    rid = p->routes[s->dec.route].id;
+    tn_stats_request(s->w->stats, rid, p->backend_ids[backend], s->status, s->bytes_in,
+                     s->bytes_out, s->natt, tn_now_us() - s->start_us);
+    if (!s->natt && !r->has_shift)
+        return;
+    sec = tn_stats_now_sec();
+    if (s->dec.backend >= 0)
+        tn_stats_routed(s->w->stats, rid, side_of(r, s->dec.backend), sec);
+    for (i = 0; i < s->natt; i++) {
+        const struct tn_attempt *a = &s->att[i];
+        uint64_t end = a->first_byte_us ? a->first_byte_us : a->failed_us;
+        int result = a->err != TN_ATTEMPT_E_NONE ? 1 + (int)a->err : a->status >= 500;
+
+        if (a->stale || (!end && a->err == TN_ATTEMPT_E_NONE && !a->status))
+            continue; /* retried, or never got anywhere (the client left) */
+        tn_stats_attempt(s->w->stats, rid, p->backend_ids[a->backend], side_of(r, a->backend),
+                         result, end > a->start_us ? end - a->start_us : 0, sec);
+    }
+}
+
+/* Counts a replay (or why not) for the current attempt's backend. */
+static void count_replay(struct tn_stream *s, int refused, int reason)
+{
+    const struct tn_plan *p = s->wp->plan;
+    const struct tn_attempt *a = cur_attempt(s);
+    uint32_t rid = p->routes[s->dec.route].id, bid = p->backend_ids[a ? a->backend : s->dec.backend];
+
+    if (refused)
+        tn_stats_refused(s->w->stats, rid, bid, reason);
+    else
+        tn_stats_replay(s->w->stats, rid, bid, reason);
 }
 
 static void finish(struct tn_stream *s)
@@ -458,7 +528,7 @@ static int replay_allowed(struct tn_stream *s, enum tn_replay_reason why)
         return 0;
     if (!(s->flags & TN_STREAM_F_REPLAYABLE)) {
         if (s->no_replay >= 0) {
-            route_state(s)->refused[s->no_replay]++;
+            count_replay(s, 1, s->no_replay);
             s->reason = noreplay_names[s->no_replay];
         }
         return 0;
@@ -468,7 +538,7 @@ static int replay_allowed(struct tn_stream *s, enum tn_replay_reason why)
         return 0;
     rs = route_state(s);
     if (!tn_budget_take(&rs->budget, tn_now_ms())) {
-        rs->refused[TN_NOREPLAY_BUDGET]++;
+        count_replay(s, 1, TN_NOREPLAY_BUDGET);
         s->reason = noreplay_names[TN_NOREPLAY_BUDGET];
         return 0;
     }
@@ -481,7 +551,7 @@ static int replay_allowed(struct tn_stream *s, enum tn_replay_reason why)
 /* Starts the replay attempt on the route's "from" and counts it. */
 static int start_replay(struct tn_stream *s)
 {
-    route_state(s)->replays[s->replay_why]++;
+    count_replay(s, 0, s->replay_why);
     return start_attempt(s, s->wp->plan->routes[s->dec.route].conf->from_idx, -1, 0);
 }
 
@@ -512,6 +582,13 @@ static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const 
     int status = err == TN_ATTEMPT_E_TIMEOUT ? 504 : 502;
 
     a->err = err;
+    a->failed_us = tn_now_us();
+    if (err == TN_ATTEMPT_E_CONNECT_ERROR || err == TN_ATTEMPT_E_CONNECT_TIMEOUT) {
+        struct tn_pool *pool = s->wp->pools[a->backend][a->server];
+
+        if (pool && pool->st)
+            TN_STATS_BUMP(pool->st->connect_errors);
+    }
     /* gateway errors count against the server, as Envoy's outlier detection
      * counts them: no connection, no answer in time, a broken one -- but not
      * a pooled connection the server had closed (retried below) */
@@ -525,7 +602,7 @@ static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const 
     if (s->flags & TN_STREAM_F_RESP_STARTED) {
         a->err = TN_ATTEMPT_E_CUT;
         if ((s->flags & TN_STREAM_F_REPLAYABLE) && !(s->flags & TN_STREAM_F_REPLAYED)) {
-            route_state(s)->refused[TN_NOREPLAY_RESPONSE_STARTED]++;
+            count_replay(s, 1, TN_NOREPLAY_RESPONSE_STARTED);
             s->reason = noreplay_names[TN_NOREPLAY_RESPONSE_STARTED];
         }
         return cut_stream(s, why);
@@ -536,6 +613,7 @@ static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const 
         (s->req.body == TN_BODY_NONE ||
          ((s->flags & TN_STREAM_F_REQ_DONE) && (s->flags & TN_STREAM_F_KEEP)))) {
         s->flags |= TN_STREAM_F_RETRIED;
+        a->stale = 1;
         return start_attempt(s, a->backend, a->server, 1);
     }
     if (replay_allowed(s, replay_reason(err)))
@@ -577,7 +655,6 @@ static int on_head(struct tn_stream *s, const struct tn_msg *m)
     if (conf->overrides.header)
         drop_override_fields(s, &conf->overrides);
     rs = route_state(s);
-    rs->requests++;
     tn_budget_request(&rs->budget, s->start_us / 1000);
     decide_replay(s);
     if (s->req.body == TN_BODY_NONE)
@@ -603,7 +680,7 @@ static int on_data(struct tn_stream *s, struct evbuffer *src, size_t n)
         if (s->state == TN_STREAM_HOLD && !(s->flags & TN_STREAM_F_KEEP)) {
             /* the replay waited for a body that turned out too large */
             evbuffer_drain(src, n);
-            route_state(s)->refused[TN_NOREPLAY_BODY_TOO_LARGE]++;
+            count_replay(s, 1, TN_NOREPLAY_BODY_TOO_LARGE);
             s->reason = noreplay_names[TN_NOREPLAY_BODY_TOO_LARGE];
             return fail_stream(s, s->fail_status, s->fail_why);
         }

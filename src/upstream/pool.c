@@ -17,6 +17,7 @@
 #include "turnout/common.h"
 #include "turnout/log.h"
 #include "turnout/pool.h"
+#include "turnout/stats.h"
 #include "turnout/worker.h"
 
 #define POOL_MAX_IDLE 1024
@@ -64,10 +65,20 @@ struct tn_pool *tn_pool_get(struct tn_worker *w, const struct sockaddr *sa, sock
     return p;
 }
 
+/* Publishes the pool's connection counts to its server's counters. */
+static void gauges(const struct tn_pool *p)
+{
+    if (p->st) {
+        TN_STATS_GAUGE(p->st->active, p->nbusy);
+        TN_STATS_GAUGE(p->st->idle, p->nidle);
+    }
+}
+
 static void unlink_idle(struct tn_upstream *u)
 {
     TAILQ_REMOVE(&u->pool->idle, u, link);
     u->pool->nidle--;
+    gauges(u->pool);
 }
 
 /* An idle connection became readable: either the server closed it or it
@@ -99,6 +110,7 @@ struct tn_upstream *tn_pool_take(struct tn_pool *p)
         return NULL;
     unlink_idle(u);
     p->nbusy++;
+    gauges(p);
     return u;
 }
 
@@ -133,6 +145,9 @@ struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
         return NULL;
     }
     p->nbusy++;
+    if (p->st)
+        TN_STATS_BUMP(p->st->connects);
+    gauges(p);
     return u;
 }
 
@@ -142,6 +157,7 @@ void tn_pool_put(struct tn_upstream *u)
     struct tn_worker *w = p->w;
 
     p->nbusy--;
+    gauges(p);
     u->owner = NULL;
     if (w->draining || p->nidle >= POOL_MAX_IDLE ||
         evbuffer_get_length(u->io.in) ||
@@ -155,6 +171,7 @@ void tn_pool_put(struct tn_upstream *u)
     u->idle_since_ms = tn_now_ms();
     TAILQ_INSERT_HEAD(&p->idle, u, link);
     p->nidle++;
+    gauges(p);
     tn_io_setcb(&u->io, on_idle_read, NULL, on_idle_event, u);
     tn_io_read(&u->io, 1);
 }
@@ -183,6 +200,7 @@ void tn_pool_reap(struct tn_worker *w)
 void tn_upstream_discard(struct tn_upstream *u)
 {
     u->pool->nbusy--;
+    gauges(u->pool);
     tn_upstream_free(u);
 }
 

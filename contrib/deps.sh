@@ -19,7 +19,7 @@ TN_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 TN_PKGS_TEST="python3 python3-pytest python3-h2 python3-redis python3-xxhash python3-yaml xxhash
     libmaxmind-db-writer-perl mmdb-bin perl prometheus
     redis-server redis-sentinel nginx-light|nginx-core|nginx-full|nginx-extras curl ca-certificates
-    procps openssl git"
+    procps openssl git chromium"
 
 # To run the demo (quickstart.sh): the two demo platforms are nginx; jq reads
 # the access log.

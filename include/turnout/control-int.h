@@ -13,18 +13,22 @@
 
 #include <event2/util.h>
 
-#define TN_CTL_MAX_OPS 8 /* Redis hash operations in one change */
+#define TN_CTL_MAX_OPS 12 /* Redis hash operations in one change */
 
 /* A change on its way through commit(). */
 struct tn_ctl_change {
     const char *who, *what, *from, *to;
+    const char *detail; /* NULL, or the figures behind it (auto-rollback) */
     struct tn_redis_op ops[TN_CTL_MAX_OPS];
     size_t nops;
     const char *message; /* for the `changes` channel; NULL: not written to Redis */
 };
 
-/* Adds one Redis hash operation (value NULL: HDEL) to cm. */
+/* Adds one Redis hash operation (value NULL: HDEL) to cm. A "weights"
+ * operation also clears the route's entry in "sources"... */
 void tn_ctl_op(struct tn_ctl_change *cm, const char *hash, const char *field, const char *value);
+/* ... unless this names where the weight came from (auto-rollback only). */
+void tn_ctl_op_source(struct tn_ctl_change *cm, const char *field, enum tn_source src);
 
 uint64_t tn_ctl_unix_ms(void);
 void tn_ctl_copy(char *dst, size_t len, const char *src);

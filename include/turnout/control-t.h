@@ -63,6 +63,7 @@ struct tn_event {
     char what[160]; /* "weight default", "server new/a state", "pin u42", "ramp default" */
     char from[48];
     char to[160];
+    char detail[400]; /* the figures behind an automatic change, or "" */
 };
 
 #define TN_CTL_EVENTS 1000 /* kept in memory for `show events` */
@@ -80,6 +81,8 @@ struct tn_ctl_hooks {
     int (*reload)(void *arg, char **err);
     void *arg;
 };
+
+struct tn_judge;
 
 struct tn_ctl {
     struct event_base *base;
@@ -109,6 +112,7 @@ struct tn_ctl {
     unsigned writes_in_flight; /* Redis writes not answered yet */
     int resync_after_writes;
     char redis_why[160];
+    struct tn_judge *judge;  /* automatic rollback */
     struct tn_ctl_node *fleet; /* the nodes sharing this Redis namespace */
     size_t nfleet;
     struct tn_health *health;

@@ -35,6 +35,12 @@ int tn_ctl_ramp(struct tn_ctl *c, const char *route, uint32_t to_x100, uint64_t 
                 uint32_t step_x100, const char *who, char *msg, size_t len);
 int tn_ctl_ramp_cancel(struct tn_ctl *c, const char *route, const char *who, char *msg,
                        size_t len);
+/* The judge's verdict on plan route i: its percent to 0 now, or a ramp
+ * down over rollback.auto.ramp_down; any ramp cancelled; an event with
+ * detail (both sides' figures and the test statistics); source
+ * auto-rollback here and on every node through Redis. */
+int tn_ctl_auto_rollback(struct tn_ctl *c, size_t i, const char *detail, char *msg, size_t len);
+
 /* route NULL: every shifting route. src: TN_SOURCE_ADMIN or AUTO_ROLLBACK. */
 int tn_ctl_rollback(struct tn_ctl *c, const char *route, enum tn_source src, const char *who,
                     char *msg, size_t len);

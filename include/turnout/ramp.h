@@ -16,6 +16,7 @@ struct tn_ramp {
     uint64_t start_ms;           /* wall clock (Unix ms) */
     uint64_t duration_ms;
     char origin[65];             /* node that started it: the one writing its steps to Redis */
+    int auto_rollback;           /* the judge's ramp down ("by=auto-rollback" in the text) */
 };
 
 /* Fills r for a ramp starting now_ms. step_x100 0 means the default (one

@@ -42,6 +42,8 @@ struct tn_redis_snapshot {
     size_t nservers;
     const struct tn_redis_kv *ramps; /* route -> ramp schedule (text owned by the control layer) */
     size_t nramps;
+    const struct tn_redis_kv *sources; /* route -> where its weight came from ("auto-rollback") */
+    size_t nsources;
     const struct tn_redis_kv *nodes; /* node id -> {"version":N,"seen":unix ms} */
     size_t nnodes;
 };
@@ -122,6 +124,9 @@ void tn_redis_resync(struct tn_redis *r);
 void tn_redis_report(struct tn_redis *r, uint64_t applied_version);
 
 enum tn_redis_link tn_redis_link_state(const struct tn_redis *r);
+
+/* "turnout:{ns}:", the prefix of every key. */
+const char *tn_redis_prefix(const struct tn_redis *r);
 
 /* A one-line description for `show info`: "up 127.0.0.1:6379",
  * "up 127.0.0.1:6380 (sentinel master mymaster)", "down: Connection

@@ -14,6 +14,7 @@
 #include "turnout/common.h"
 #include "turnout/conf-yaml.h"
 #include "turnout/conf.h"
+#include "turnout/stats.h"
 #include "turnout/module.h"
 
 #define MAX_FILE_SIZE (16u << 20) /* a configuration or device catalog larger is a mistake */
@@ -760,11 +761,28 @@ static const struct tn_conf_key budget_keys[] = {
     KEND,
 };
 
+/* The judge's window: made of one-second buckets, inside their ring. */
+static int parse_judge_window(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const struct tn_conf_key k = {.name = "window", .type = TN_CONF_DURATION, .min = 1000};
+    uint32_t *ms = field;
+
+    if (tn_conf_value(cx, n, &k, field) != TN_OK)
+        return TN_ERR;
+    if (*ms % 1000 || *ms > (TN_STATS_SECONDS - 1) * 1000u) {
+        tn_conf_err(cx, n, "rollback.auto.window: expected a whole number of seconds from 1s to %ds (the judge's windows are "
+                           "made of one-second buckets)",
+                    TN_STATS_SECONDS - 1);
+        return TN_ERR;
+    }
+    return TN_OK;
+}
+
 static const struct tn_conf_key auto_keys[] = {
     KEY("error_rate", TN_CONF_PERCENT, struct tn_conf_auto_rollback, error_rate_x100),
     KEY("p99", TN_CONF_DURATION, struct tn_conf_auto_rollback, p99_ms),
     KEY("margin", TN_CONF_PERCENT, struct tn_conf_auto_rollback, margin_x100),
-    KMIN("window", TN_CONF_DURATION, struct tn_conf_auto_rollback, window_ms, 1),
+    KFN("window", struct tn_conf_auto_rollback, window_ms, parse_judge_window),
     KU32("windows", struct tn_conf_auto_rollback, windows, 1, 1000),
     KU32("min_requests", struct tn_conf_auto_rollback, min_requests, 1, 1000000000),
     KEY("ramp_down", TN_CONF_DURATION, struct tn_conf_auto_rollback, ramp_down_ms),

@@ -61,6 +61,8 @@ static void stats_json(struct tn_ctl *c, struct evbuffer *out, size_t seconds)
     tn_statsview_fleet(c, out);
     evbuffer_add_printf(out, ",\"series\":");
     tn_statsview_series(c, out, seconds);
+    evbuffer_add_printf(out, ",\"rollback\":");
+    show(c, "show rollback json", out);
     evbuffer_add_printf(out, "}\n");
 }
 

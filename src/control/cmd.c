@@ -23,6 +23,7 @@
 #include "turnout/control.h"
 #include "turnout/health.h"
 #include "turnout/json.h"
+#include "turnout/judge.h"
 #include "turnout/overlay.h"
 #include "turnout/route.h"
 #include "turnout/setload.h"
@@ -50,6 +51,7 @@ static const char help_text[] =
     "show backends [json]                        servers, states, health\n"
     "show segments [json]                        user segments and their Redis sets\n"
     "show stats [json]                           requests, statuses, latency per route and backend\n"
+    "show rollback [ROUTE] [json]                the automatic rollback judge's recent windows\n"
     "show pins [PREFIX] [json]                   pinned users\n"
     "show events [N] [json]                      the latest N changes (default 20)\n"
     "set weight ROUTE PERCENT                    0 to 100, at most two decimals\n"
@@ -471,9 +473,10 @@ static void show_events(struct cmd *k, size_t n)
         gmtime_r(&t, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
         if (!k->json) {
-            evbuffer_add_printf(k->out, "%s.%03uZ v%" PRIu64 " %s: %s: %s -> %s\n", when,
+            evbuffer_add_printf(k->out, "%s.%03uZ v%" PRIu64 " %s: %s: %s -> %s%s%s%s\n", when,
                                 (unsigned)(e->unix_ms % 1000), e->version, e->who, e->what,
-                                e->from[0] ? e->from : "-", e->to[0] ? e->to : "-");
+                                e->from[0] ? e->from : "-", e->to[0] ? e->to : "-",
+                                e->detail[0] ? " (" : "", e->detail, e->detail[0] ? ")" : "");
             continue;
         }
         evbuffer_add_printf(k->out, "%s{\"time_ms\":%" PRIu64 ",\"version\":%" PRIu64 ",\"who\":",
@@ -485,6 +488,10 @@ static void show_events(struct cmd *k, size_t n)
         tn_json_str(k->out, e->from);
         evbuffer_add_printf(k->out, ",\"to\":");
         tn_json_str(k->out, e->to);
+        if (e->detail[0]) {
+            evbuffer_add_printf(k->out, ",\"detail\":");
+            tn_json_str(k->out, e->detail);
+        }
         evbuffer_add(k->out, "}", 1);
     }
     if (k->json)
@@ -527,6 +534,11 @@ static void cmd_show(struct cmd *k)
         tn_statsview_stats(k->c, k->out, k->json);
     else if (!strcmp(what, "pins") && nargs <= 1)
         show_pins(k, nargs ? k->argv[2] : NULL);
+    else if (!strcmp(what, "rollback") && nargs <= 1) {
+        if (!k->c->judge || !tn_judge_show(k->c->judge, nargs ? k->argv[2] : NULL, k->json, k->out))
+            return err(k, "show rollback: no shifting route named \"%s\"",
+                       nargs ? k->argv[2] : "");
+    }
     else if (!strcmp(what, "events") && nargs <= 1) {
         size_t n = 20;
 
@@ -536,10 +548,11 @@ static void cmd_show(struct cmd *k)
         show_events(k, n);
     } else if (!strcmp(what, "info") || !strcmp(what, "routes") || !strcmp(what, "backends") ||
                !strcmp(what, "pins") || !strcmp(what, "events") || !strcmp(what, "segments") ||
-               !strcmp(what, "stats"))
+               !strcmp(what, "stats") || !strcmp(what, "rollback"))
         err(k, "show %s: unexpected argument \"%s\"", what, k->argv[k->argc - 1]);
     else
-        err(k, "unknown show command \"%s\"; try: show info|routes|backends|segments|stats|pins|events",
+        err(k, "unknown show command \"%s\"; try: show "
+               "info|routes|backends|segments|stats|rollback|pins|events",
             what);
 }
 

@@ -18,6 +18,7 @@
 #include "turnout/conf.h"
 #include "turnout/control-int.h"
 #include "turnout/control.h"
+#include "turnout/judge.h"
 #include "turnout/health.h"
 #include "turnout/ident.h"
 #include "turnout/log.h"
@@ -105,7 +106,8 @@ uint32_t tn_ctl_percent(const struct tn_ctl *c, size_t i, enum tn_source *src)
         return 0;
     }
     if (cr->set) {
-        *src = (enum tn_source)cr->source;
+        *src = cr->ramping && cr->ramp.auto_rollback ? TN_SOURCE_AUTO_ROLLBACK
+                                                     : (enum tn_source)cr->source;
         return cr->percent_x100;
     }
     *src = TN_SOURCE_CONFIG;
@@ -303,6 +305,7 @@ void tn_ctl_event_add(struct tn_ctl *c, const char *who, const char *what, const
     tn_ctl_copy(e->what, sizeof(e->what), what);
     tn_ctl_copy(e->from, sizeof(e->from), from);
     tn_ctl_copy(e->to, sizeof(e->to), to);
+    e->detail[0] = '\0';
     tn_log(TN_LOG_INFO, "event v%" PRIu64 ": %s: %s: %s -> %s", e->version, e->who, e->what,
            e->from, e->to);
 }
@@ -322,12 +325,32 @@ void tn_ctl_commit(struct tn_ctl *c, const struct tn_ctl_change *cm)
     tn_ctl_sync_write(c, cm); /* before the fsync of the state file: the fleet first */
     tn_ctl_save(c);
     tn_ctl_event_add(c, cm->who, cm->what, cm->from, cm->to);
+    if (cm->detail) {
+        struct tn_event *e = &c->events[(c->events_head + TN_CTL_EVENTS - 1) % TN_CTL_EVENTS];
+
+        tn_ctl_copy(e->detail, sizeof(e->detail), cm->detail);
+        tn_log(TN_LOG_WARN, "%s: %s", cm->what, cm->detail);
+    }
 }
 
 void tn_ctl_op(struct tn_ctl_change *cm, const char *hash, const char *field, const char *value)
 {
     TN_BUG_ON(cm->nops >= TN_CTL_MAX_OPS);
     cm->ops[cm->nops++] = (struct tn_redis_op){hash, field, value};
+    /* a weight's origin goes with it: cleared unless tn_ctl_op_source says */
+    if (!strcmp(hash, "weights"))
+        tn_ctl_op(cm, "sources", field, NULL);
+}
+
+void tn_ctl_op_source(struct tn_ctl_change *cm, const char *field, enum tn_source src)
+{
+    size_t i;
+
+    for (i = cm->nops; i-- > 0;)
+        if (!strcmp(cm->ops[i].hash, "sources") && !strcmp(cm->ops[i].field, field)) {
+            cm->ops[i].value = src == TN_SOURCE_AUTO_ROLLBACK ? tn_source_name(src) : NULL;
+            return;
+        }
 }
 
 /* ---- changes ---- */
@@ -509,6 +532,46 @@ int tn_ctl_rollback(struct tn_ctl *c, const char *route, enum tn_source src, con
     return TN_OK;
 }
 
+int tn_ctl_auto_rollback(struct tn_ctl *c, size_t i, const char *detail, char *msg, size_t len)
+{
+    const struct tn_conf_route *r = c->plan->routes[i].conf;
+    const struct tn_conf_auto_rollback *cfg = &c->plan->conf->rollback.autorb;
+    uint32_t id = c->plan->routes[i].id, cur = tn_ctl_route_percent(c, i);
+    struct tn_ctl_route *cr = &c->routes[id];
+    char from[16], to[64], what[96], sched[256];
+    struct tn_ctl_change cm = {.who = "auto-rollback", .what = what, .from = from, .to = to,
+                               .detail = detail, .message = "weights"};
+
+    if (!r->has_shift)
+        return errf(msg, len, "route %s pins a backend", r->name);
+    tn_percent_str(cur, from, sizeof(from));
+    snprintf(what, sizeof(what), "auto-rollback %s", r->name);
+    if (cfg->ramp_down_ms && cur > 0) {
+        /* a ramp down, for a legacy side that needs to warm up */
+        tn_ramp_init(&cr->ramp, cur, 0, cfg->ramp_down_ms, 0, tn_ctl_unix_ms(), c->node_id);
+        cr->ramp.auto_rollback = 1;
+        cr->ramping = 1;
+        tn_ctl_set_route(c, i, cur, TN_SOURCE_RAMP);
+        snprintf(to, sizeof(to), "0.00 over %u s, %u steps", cfg->ramp_down_ms / 1000,
+                 tn_ramp_steps(&cr->ramp));
+        tn_ramp_encode(&cr->ramp, sched, sizeof(sched));
+        tn_ctl_op(&cm, "ramps", r->name, sched);
+        tn_ctl_op(&cm, "weights", r->name, from);
+        tn_ctl_op_source(&cm, r->name, TN_SOURCE_AUTO_ROLLBACK);
+        cm.message = "ramps";
+    } else {
+        snprintf(to, sizeof(to), "0.00");
+        stop_ramp(c, id, &cm, r->name);
+        tn_ctl_set_route(c, i, 0, TN_SOURCE_AUTO_ROLLBACK);
+        tn_ctl_op(&cm, "weights", r->name, "0.00");
+        tn_ctl_op_source(&cm, r->name, TN_SOURCE_AUTO_ROLLBACK);
+    }
+    tn_ctl_commit(c, &cm);
+    tn_ctl_reschedule_ramps(c);
+    snprintf(msg, len, "%s: %s -> %s", what, from, to);
+    return TN_OK;
+}
+
 int tn_ctl_set_server(struct tn_ctl *c, const char *backend, const char *server,
                       enum tn_server_state st, const char *who, char *msg, size_t len)
 {
@@ -596,11 +659,16 @@ static void step_ramps(struct tn_ctl *c)
         if (mine) {
             cm.message = done ? "ramps" : "weights";
             tn_ctl_op(&cm, "weights", name, to);
+            if (cr->ramp.auto_rollback)
+                tn_ctl_op_source(&cm, name, TN_SOURCE_AUTO_ROLLBACK);
             if (done)
                 tn_ctl_op(&cm, "ramps", name, NULL);
         }
-        if (done)
+        if (done) {
             cr->ramping = 0;
+            if (cr->ramp.auto_rollback)
+                cr->source = TN_SOURCE_AUTO_ROLLBACK;
+        }
         cr->percent_x100 = p;
         cr->set = 1;
         cr->source = TN_SOURCE_RAMP;
@@ -705,6 +773,7 @@ void tn_ctl_start(struct tn_ctl *c)
     c->health = tn_health_new(c->base, tn_ctl_on_health, c);
     tn_health_configure(c->health, c->plan);
     tn_ctl_sync_start(c);
+    c->judge = tn_judge_new(c);
 }
 
 void tn_ctl_set_plan(struct tn_ctl *c, struct tn_plan *plan)
@@ -760,7 +829,8 @@ void tn_ctl_free(struct tn_ctl *c)
     if (!c)
         return;
     tn_ctl_sets_free(c); /* the loader before its client */
-    tn_redis_free(c->redis);
+    tn_redis_free(c->redis); /* before the judge: its lock callbacks run here */
+    tn_judge_free(c->judge);
 #ifdef TN_WITH_GEO
     tn_geodb_unref(c->geodb);
 #endif

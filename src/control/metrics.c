@@ -14,6 +14,7 @@
 #include "turnout/control-int.h"
 #include "turnout/control.h"
 #include "turnout/health.h"
+#include "turnout/judge.h"
 #include "turnout/overlay.h"
 #include "turnout/route.h"
 #include "turnout/stats.h"
@@ -269,6 +270,44 @@ static void routes(struct tn_ctl *c, struct evbuffer *out)
     }
 }
 
+static void judge(struct tn_ctl *c, struct evbuffer *out)
+{
+    const struct tn_plan *p = c->plan;
+    uint64_t verdicts[TN_VERDICT_COUNT], rollbacks, last_ms;
+    size_t f, i, v;
+
+    for (f = 0; f < 3; f++) {
+        if (f == 0)
+            family(out, "turnout_rollback_windows_total", "counter",
+                   "Windows the automatic rollback judge closed, by verdict.");
+        else if (f == 1)
+            family(out, "turnout_auto_rollbacks_total", "counter",
+                   "Routes this node rolled back automatically.");
+        else
+            family(out, "turnout_last_auto_rollback_timestamp_seconds", "gauge",
+                   "When this node last rolled the route back automatically (Unix time; 0: never).");
+        for (i = 0; i < p->nroutes; i++) {
+            if (!p->routes[i].conf->has_shift || !c->judge)
+                continue;
+            tn_judge_counts(c->judge, p->routes[i].id, verdicts, &rollbacks, &last_ms);
+            for (v = 0; v < (f ? 1u : (size_t)TN_VERDICT_COUNT); v++) {
+                evbuffer_add_printf(out, "%s{route=\"",
+                                    f == 0 ? "turnout_rollback_windows_total"
+                                    : f == 1 ? "turnout_auto_rollbacks_total"
+                                             : "turnout_last_auto_rollback_timestamp_seconds");
+                label(out, p->routes[i].conf->name);
+                if (f == 0)
+                    evbuffer_add_printf(out, "\",verdict=\"%s\"} %" PRIu64 "\n",
+                                        tn_verdict_name((enum tn_verdict)v), verdicts[v]);
+                else if (f == 1)
+                    evbuffer_add_printf(out, "\"} %" PRIu64 "\n", rollbacks);
+                else
+                    evbuffer_add_printf(out, "\"} %.3f\n", (double)last_ms / 1000);
+            }
+        }
+    }
+}
+
 static void process(struct tn_ctl *c, struct evbuffer *out)
 {
     family(out, "turnout_config_generation", "gauge", "Configuration files loaded so far.");
@@ -295,6 +334,7 @@ void tn_metrics_write(struct tn_ctl *c, struct evbuffer *out)
 
     process(c, out);
     routes(c, out);
+    judge(c, out);
     if (!refs)
         return;
     n = collect(c, refs, cap);

@@ -96,6 +96,9 @@ size_t tn_ramp_encode(const struct tn_ramp *r, char *buf, size_t len)
                      tn_percent_str(r->step_x100, c, sizeof(c)), r->start_ms, r->duration_ms,
                      r->origin);
 
+    if (n >= 0 && (size_t)n < len && r->auto_rollback)
+        n += snprintf(buf + n, len - (size_t)n, " by=auto-rollback");
+
     return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
@@ -139,6 +142,8 @@ int tn_ramp_decode(const char *s, struct tn_ramp *r)
             ok = parse_u64(eq, &v) == TN_OK && (r->duration_ms = v, 1), seen |= 16;
         else if (!strcmp(tok, "origin"))
             ok = strlen(eq) < sizeof(r->origin) && (strcpy(r->origin, eq), 1);
+        else if (!strcmp(tok, "by"))
+            ok = 1, r->auto_rollback = !strcmp(eq, "auto-rollback");
         else
             ok = 1; /* later fields: ignored */
         if (!ok)

@@ -54,8 +54,8 @@ static const unsigned state_next[] = {
 };
 
 /* The keys a snapshot reads, in EXEC reply order; the last one is GET. */
-enum { K_WEIGHTS, K_PINS, K_SERVERS, K_RAMPS, K_VERSION, K_EVENTS, K_NODES, K_COUNT };
-static const char *const key_names[K_COUNT] = {"weights", "pins",   "servers", "ramps",
+enum { K_WEIGHTS, K_PINS, K_SERVERS, K_RAMPS, K_SOURCES, K_VERSION, K_EVENTS, K_NODES, K_COUNT };
+static const char *const key_names[K_COUNT] = {"weights", "pins",   "servers", "ramps", "sources",
                                                "version", "events", "nodes"};
 
 struct endpoint {
@@ -826,7 +826,7 @@ static uint64_t read_version(struct tn_redis *r, const redisReply *rp)
     return *end == '\0' && rp->str[0] >= '0' && rp->str[0] <= '9' ? v : 0;
 }
 
-/* Builds the snapshot from EXEC's replies (four hashes, the version, the
+/* Builds the snapshot from EXEC's replies (five hashes, the version, the
  * nodes hash) and hands it over. */
 static int deliver(struct tn_redis *r, const redisReply *rp)
 {
@@ -860,6 +860,8 @@ static int deliver(struct tn_redis *r, const redisReply *rp)
                                       .nservers = count[K_SERVERS],
                                       .ramps = at[K_RAMPS],
                                       .nramps = count[K_RAMPS],
+                                      .sources = at[K_SOURCES],
+                                      .nsources = count[K_SOURCES],
                                       .nodes = node_kv,
                                       .nnodes = nnodes};
     if (r->cbs.on_snapshot) {
@@ -905,7 +907,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-/* MULTI, HGETALL x4, GET version, HGETALL nodes, EXEC: one consistent
+/* MULTI, HGETALL x5, GET version, HGETALL nodes, EXEC: one consistent
  * view of the keys. */
 static void start_read(struct tn_redis *r)
 {
@@ -1343,6 +1345,11 @@ void tn_redis_report(struct tn_redis *r, uint64_t applied_version)
     r->have_applied = 1;
     if (r->state == ST_UP)
         send_report(r);
+}
+
+const char *tn_redis_prefix(const struct tn_redis *r)
+{
+    return r->prefix;
 }
 
 enum tn_redis_link tn_redis_link_state(const struct tn_redis *r)

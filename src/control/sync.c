@@ -42,12 +42,15 @@ static void on_written(void *arg, uint64_t version, const char *err)
 int tn_ctl_sync_write(struct tn_ctl *c, const struct tn_ctl_change *cm)
 {
     char ts[24], ver[24];
-    const char *ev[] = {"time", ts,       "node", c->node_id, "who", cm->who, "what", cm->what,
-                        "from", cm->from, "to",   cm->to,     "base", ver,   NULL};
+    const char *ev[] = {"time", ts,       "node", c->node_id, "who",  cm->who, "what",
+                        cm->what, "from", cm->from, "to", cm->to,   "base", ver,     "detail",
+                        cm->detail, NULL};
     struct tn_redis_change ch = {cm->ops, cm->nops, ev, cm->message};
 
     if (!c->redis || !c->redis_up || !cm->message)
         return 0;
+    if (!cm->detail)
+        ev[14] = NULL; /* no "detail" field */
     snprintf(ts, sizeof(ts), "%" PRIu64, tn_ctl_unix_ms());
     snprintf(ver, sizeof(ver), "%" PRIu64, c->version);
     if (tn_redis_write(c->redis, &ch, on_written, c) != TN_OK)
@@ -102,9 +105,18 @@ static int apply_route(struct tn_ctl *c, size_t i, const struct tn_redis_snapsho
         return 0;
     }
     if (w) {
-        if (cr->set && cr->percent_x100 == x100)
+        const struct tn_redis_kv *src = kv_find(sn->sources, sn->nsources, name);
+        enum tn_source s = src && !strcmp(src->value, tn_source_name(TN_SOURCE_AUTO_ROLLBACK))
+                               ? TN_SOURCE_AUTO_ROLLBACK
+                               : TN_SOURCE_REDIS;
+
+        if (cr->set && cr->percent_x100 == x100 && cr->source == s)
             return 0;
-        tn_ctl_set_route(c, i, x100, TN_SOURCE_REDIS);
+        if (cr->set && cr->percent_x100 == x100) { /* only where it came from */
+            cr->source = (uint8_t)s;
+            return 1;
+        }
+        tn_ctl_set_route(c, i, x100, s);
         cr->dirty = 0;
         tn_ctl_event_add(c, "redis", what, tn_percent_str(before, a, sizeof(a)), tn_percent_str(x100, b, sizeof(b)));
         return 1;
@@ -248,6 +260,8 @@ static void push_dirty(struct tn_ctl *c)
         cr->dirty = 0;
         tn_ctl_op(&cm, "weights", name,
                   cr->set ? tn_percent_str(cr->percent_x100, buf, sizeof(buf)) : NULL);
+        if (cr->set)
+            tn_ctl_op_source(&cm, name, (enum tn_source)cr->source);
         if (cr->ramping)
             tn_ramp_encode(&cr->ramp, sched, sizeof(sched));
         tn_ctl_op(&cm, "ramps", name, cr->ramping ? sched : NULL);

@@ -43,7 +43,8 @@ def auto(**kw):
     return a
 
 
-def start_nodes(turnout_factory, short_dir, redis, legacy, new, auto_cfg, percent=50, n=2):
+def start_nodes(turnout_factory, short_dir, redis, legacy, new, auto_cfg, percent=50, n=2,
+                access_log="off"):
     nodes = []
     for i in range(n):
         name = "node-%c" % (ord("a") + i)
@@ -53,7 +54,7 @@ def start_nodes(turnout_factory, short_dir, redis, legacy, new, auto_cfg, percen
             backends={"legacy": [legacy.address], "new": [new.address]},
             routes=[{"name": "default", "shift": {"from": "legacy", "to": "new",
                                                   "percent": percent}}],
-            name=name, workers=2, start=False,
+            name=name, workers=2, start=False, access_log=access_log,
             extra={"admin": {"socket": sock, "http": "127.0.0.1:%d" % port}, "node_id": name,
                    "redis": {"address": redis.address, "namespace": NS, "resync": "1s"},
                    "rollback": {"budget": dict(NO_BUDGET), "auto": auto_cfg}})
@@ -98,7 +99,7 @@ class Load:
                     c = Client(*t.listen)
                 user = mine[k % len(mine)]
                 k += 1
-                c.request("GET", "/r/%d" % k, [("X-User-Id", user)])
+                c.request("GET", "/r/%s/%d" % (user, k), [("X-User-Id", user)])
                 r = c.response()
                 with self.lock:
                     self.log.append((time.time(), t.name, user, r.header("X-Platform"), r.status))
@@ -368,3 +369,84 @@ def test_metrics_and_stats_json(turnout_factory, short_dir, redis_factory, backe
     assert rb["enabled"] and rb["rollbacks"] == 1 and rb["windows"]
     assert any(x["who"] == "auto-rollback" for x in d["events"])
     assert next(x for x in d["routes"] if x["name"] == "default")["source"] == "auto-rollback"
+
+
+def test_a_whole_migration_rolls_itself_back(turnout_factory, short_dir, redis_factory,
+                                             backend_factory, flaky):
+    """Two nodes, one Redis, 600 users under constant load; a ramp from 0 to
+    100 % in steps; midway the new platform fails 20 % of its requests. No
+    user sees an error (replay); the route rolls itself back on both nodes;
+    until then no user changes side more than once (legacy to new), after
+    it every user is on legacy."""
+    r = redis_factory()
+    legacy = backend_factory(name="legacy")
+    new = flaky("new")
+    a, b = start_nodes(turnout_factory, short_dir, r, legacy, new, auto(), percent=0,
+                       access_log="file")
+    load = Load([a, b], users=600, threads=6)
+    try:
+        assert cmd(a.sock, "ramp default 100 over 40s").startswith("ramp default: 0.00 -> ")
+        harness.wait_until(lambda: route(b.sock, "default")["percent"] >= 40, 30,
+                           "the ramp at 40 %", interval=0.05)
+        t_fault = time.time()
+        new.set_faults(fail_ratio=0.2)
+        applied = {}
+        for t in (a, b):
+            wait_percent(t.sock, "default", 0, timeout=4 * WINDOW + 10, source="auto-rollback")
+            applied[t.name] = time.time()
+        seen = load.count()
+        harness.wait_until(lambda: load.count() > seen + 1500, 20, "traffic after the rollback")
+    finally:
+        log = load.stop()
+    errors = [x for x in log if x[4] != 200]
+    assert not errors, "%d users saw errors: %s" % (len(errors), errors[:5])
+    # when each node applied it, from its own events
+    when = {}
+    for t in (a, b):
+        evs = [e for e in jcmd(t.sock, "show events 200")
+               if e["what"] in ("auto-rollback default", "weight default") and
+               e["to"].startswith("0.00") and e["time_ms"] / 1000.0 >= t_fault]
+        assert evs, t.name
+        when[t.name] = evs[0]["time_ms"] / 1000.0
+    # every request's side, as the router decided it (the first attempt)
+    recs = []
+    for t in (a, b):
+        lines = harness.wait_until(
+            lambda: (lambda ls: ls if len(ls) >= sum(x[1] == t.name for x in log) else None)(
+                t.log_lines()), 10, "%s's access log complete" % t.name)
+        for rec in lines:
+            _, _, user, k = rec["path"].split("/")
+            recs.append((user, int(k), t.name, rec["attempts"][0]["backend"], rec))
+    recs.sort(key=lambda x: (x[0], x[1]))
+    replayed = sum(1 for x in recs if x[4]["reason"].startswith("rollback_"))
+    assert replayed > 0
+    by_user = {}
+    for user, _, node, side, rec in recs:
+        by_user.setdefault(user, []).append((node, side, rec))
+    moved = 0
+    for user, seq in by_user.items():
+        sides = [s for _, s, _ in seq]
+        changes = [(sides[i], sides[i + 1]) for i in range(len(sides) - 1)
+                   if sides[i] != sides[i + 1]]
+        assert changes in ([], [("legacy", "new")], [("legacy", "new"), ("new", "legacy")],
+                           [("new", "legacy")]), (user, changes)
+        if changes and changes[0] == ("legacy", "new"):
+            moved += 1
+        # the way back happens only with the rollback
+        for i in range(1, len(seq)):
+            if seq[i - 1][1] == "new" and seq[i][1] == "legacy":
+                assert harness_time(seq[i][2]) >= when[seq[i][0]] - 0.5, (user, seq[i][2])
+        # after it, legacy only
+        assert seq[-1][1] == "legacy", user
+    assert moved >= 150  # the ramp had moved a good share of the users
+    took = {n: round(w - t_fault, 2) for n, w in when.items()}
+    print("\nmigration: fault -> rollback applied: %s s; %d requests, %d replayed, %d users "
+          "moved to new and back" % (took, len(recs), replayed, moved))
+    assert max(took.values()) <= 3 * WINDOW + 2
+
+
+def harness_time(rec):
+    """An access log record's time (Unix seconds)."""
+    import datetime
+    return datetime.datetime.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()

@@ -38,11 +38,19 @@ struct tn_conf_listen {
     size_t ncerts;
 };
 
+struct tn_conf_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned bits;
+};
+
 struct tn_conf_admin {
     char *socket;         /* NULL: no admin socket */
     unsigned socket_mode; /* default 0600 */
     char *http;           /* NULL: no admin HTTP listener */
     struct tn_conf_addr http_addr;
+    struct tn_conf_cidr *http_allow; /* networks answered besides loopback */
+    size_t nhttp_allow;
 };
 
 struct tn_conf_redis {
@@ -204,11 +212,6 @@ struct tn_conf_overrides {
     char *token_env;    /* environment variable holding the token */
 };
 
-struct tn_conf_cidr {
-    int family; /* AF_INET or AF_INET6 */
-    uint8_t addr[16];
-    unsigned bits;
-};
 
 struct tn_conf {
     char *file;

@@ -183,6 +183,8 @@ static int parse_listen(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 
 /* ---- admin, redis, geoip, overrides, trusted_proxies ---- */
 
+static int parse_admin_allow(struct tn_conf_ctx *cx, yaml_node_t *n, void *field);
+
 static int parse_admin_http(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 {
     static const struct tn_conf_key k = {.name = "http", .type = TN_CONF_ADDR};
@@ -199,6 +201,7 @@ static const struct tn_conf_key admin_keys[] = {
     KEY("socket", TN_CONF_STRING, struct tn_conf_admin, socket),
     KEY("socket_mode", TN_CONF_MODE, struct tn_conf_admin, socket_mode),
     {.name = "http", .type = TN_CONF_FUNC, .off = 0, .fn = parse_admin_http},
+    {.name = "http_allow", .type = TN_CONF_FUNC, .off = 0, .fn = parse_admin_allow},
     KEND,
 };
 
@@ -271,17 +274,20 @@ static const struct tn_conf_key overrides_keys[] = {
     KEND,
 };
 
-static int parse_trusted(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+/* A network or a list of them (trusted_proxies, admin.http_allow). */
+static int parse_networks(struct tn_conf_ctx *cx, yaml_node_t *n, struct tn_conf_cidr **out,
+                          size_t *count)
 {
     static const char what[] = "a network like 10.0.0.0/8 or ::1/128 (no host bits set)";
-    struct tn_conf *c = field;
     size_t i, len = 1;
 
     if (n->type == YAML_SEQUENCE_NODE)
         len = tn_conf_seq_len(n);
     else if (n->type != YAML_SCALAR_NODE)
         return tn_conf_expect(cx, n, "a list of networks like 10.0.0.0/8");
-    c->trusted_proxies = tn_xcalloc(len, sizeof(*c->trusted_proxies));
+    free(*out);
+    *count = 0;
+    *out = tn_xcalloc(len ? len : 1, sizeof(**out));
     for (i = 0; i < len; i++) {
         if (tn_conf_count_value(cx, n) != TN_OK)
             break;
@@ -290,12 +296,26 @@ static int parse_trusted(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
 
         if (!s)
             continue;
-        if (tn_conf_parse_cidr(s, &c->trusted_proxies[c->ntrusted_proxies]) != TN_OK)
+        if (tn_conf_parse_cidr(s, &(*out)[*count]) != TN_OK)
             tn_conf_expect(cx, item, what);
         else
-            c->ntrusted_proxies++;
+            (*count)++;
     }
     return TN_OK;
+}
+
+static int parse_trusted(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf *c = field;
+
+    return parse_networks(cx, n, &c->trusted_proxies, &c->ntrusted_proxies);
+}
+
+static int parse_admin_allow(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_admin *a = field;
+
+    return parse_networks(cx, n, &a->http_allow, &a->nhttp_allow);
 }
 
 /* ---- timeouts, limits ---- */
@@ -1218,6 +1238,7 @@ void tn_conf_free(struct tn_conf *c)
     free(c->listens);
     free(c->admin.socket);
     free(c->admin.http);
+    free(c->admin.http_allow);
     free_addr(&c->admin.http_addr);
     free(c->access_log);
     free(c->state_file);

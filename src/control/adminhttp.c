@@ -1,5 +1,6 @@
-/* The admin HTTP listener: /metrics, /stats.json, /healthz on libevent's
- * evhttp, on the control thread. Only loopback clients are answered (403
+/* The admin HTTP listener: /dashboard, /metrics, /stats.json, /healthz on
+ * libevent's evhttp, on the control thread. Only loopback clients are
+ * answered, or the networks of admin.http_allow when it is set (403
  * otherwise); other paths get 404; only GET and HEAD. */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -11,8 +12,11 @@
 #include <string.h>
 
 #include "turnout/adminhttp.h"
+#include "turnout/clientaddr.h"
 #include "turnout/common.h"
+#include "turnout/control-t.h"
 #include "turnout/control.h"
+#include "turnout/route-t.h"
 #include "turnout/statsview.h"
 
 struct tn_admin_http {
@@ -31,6 +35,14 @@ static int loopback(const char *ip)
         return IN6_IS_ADDR_LOOPBACK(&a6) ||
                (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
     return 0;
+}
+
+/* Loopback clients, or the networks of admin.http_allow when it is set. */
+static int allowed(const struct tn_conf_admin *a, const char *ip)
+{
+    if (a->http_allow)
+        return tn_client_ip_trusted(ip, a->http_allow, a->nhttp_allow);
+    return loopback(ip);
 }
 
 /* One `show ... json` answer appended to out. */
@@ -112,8 +124,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     evhttp_connection_get_peer(conn, &peer, &port);
-    if (!peer || !loopback(peer)) {
-        evbuffer_add_printf(body, "forbidden: the admin listener answers loopback only\n");
+    if (!peer || !allowed(&h->c->plan->conf->admin, peer)) {
+        evbuffer_add_printf(body, "forbidden: the admin listener answers %s only\n",
+                            h->c->plan->conf->admin.http_allow ? "admin.http_allow"
+                                                               : "loopback clients");
         reply(req, 403, "Forbidden", "text/plain", body);
     } else if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
         evbuffer_add_printf(body, "method not allowed\n");

@@ -173,6 +173,8 @@ def test_twenty_percent_failures_roll_back_on_both_nodes_with_no_user_error(
     # one rollback, one event, for the fleet; its detail has both sides' figures
     evs = rollback_events(r)
     assert len(evs) == 1, evs
+    print("\nrolled back %.2f s after the fault: %s: %s -> %s (%s)" % (
+        took, evs[0]["what"], evs[0]["from"], evs[0]["to"], evs[0]["detail"]))
     assert evs[0]["what"] == "auto-rollback default" and evs[0]["to"] == "0.00"
     assert "errors" in evs[0]["detail"] and "z " in evs[0]["detail"]
     assert "to (new)" in evs[0]["detail"] and "from (legacy)" in evs[0]["detail"]

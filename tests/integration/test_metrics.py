@@ -101,3 +101,19 @@ def test_stats_json_healthz_and_errors(turnout_factory, legacy, new):
     assert fetch(t.http, "/nope")[0] == 404
     assert fetch(t.http, "/metrics", method="HEAD")[0] == 200
     assert fetch(t.http, "/metrics", method="POST")[0] == 405
+
+
+def test_admin_http_allow_replaces_loopback(turnout_factory, legacy, new):
+    """admin.http_allow lists the networks answered (loopback is answered
+    only when it is listed); the others get 403, and a reload changes it."""
+    port = harness.free_port()
+    t = turnout_factory(backends={"legacy": [legacy.address], "new": [new.address]},
+                        routes=harness.default_routes(30),
+                        extra={"admin": {"http": "127.0.0.1:%d" % port,
+                                         "http_allow": ["10.0.0.0/8"]}})
+    for path in ("/metrics", "/stats.json", "/dashboard", "/healthz", "/nope"):
+        st, _, body = fetch(port, path)
+        assert st == 403 and b"admin.http_allow" in body, (path, st, body)
+    t.cfg["admin"]["http_allow"] = ["10.0.0.0/8", "127.0.0.0/8"]
+    t.reload(t.cfg)
+    harness.wait_until(lambda: fetch(port, "/healthz")[0] == 200, 5, "loopback allowed")

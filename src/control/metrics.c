@@ -2,8 +2,11 @@
  * statistics shards in the Prometheus text exposition format (version
  * 0.0.4): turnout_ prefix, _total counters, _seconds and _bytes units, the
  * request latency as a histogram. Control thread. */
+#include <dirent.h>
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -326,6 +329,53 @@ static void process(struct tn_ctl *c, struct evbuffer *out)
                         (double)(tn_ctl_unix_ms() - c->started_ms) / 1000);
 }
 
+/* The conventional process_* families, from /proc/self. */
+static void process_std(struct tn_ctl *c, struct evbuffer *out)
+{
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    long rss = 0, tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    struct rlimit rl;
+    size_t fds = 0;
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    DIR *d;
+
+    if (f) {
+        if (fgets(buf, sizeof(buf), f)) {
+            const char *p = strrchr(buf, ')'); /* after the command name */
+
+            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
+                                   "%*d %*d %*d %*d %*u %lu %ld",
+                            &utime, &stime, &vsize, &rss) != 4)
+                utime = stime = vsize = 0, rss = 0;
+        }
+        fclose(f);
+    }
+    if ((d = opendir("/proc/self/fd")) != NULL) {
+        struct dirent *e;
+
+        while ((e = readdir(d)) != NULL)
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        fds--; /* the directory's own descriptor */
+    }
+    family(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
+    evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
+                        tick > 0 ? (double)(utime + stime) / (double)tick : 0);
+    family(out, "process_resident_memory_bytes", "gauge", "Resident memory size.");
+    evbuffer_add_printf(out, "process_resident_memory_bytes %ld\n", rss * page);
+    family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size.");
+    evbuffer_add_printf(out, "process_virtual_memory_bytes %lu\n", vsize);
+    family(out, "process_open_fds", "gauge", "Open file descriptors.");
+    evbuffer_add_printf(out, "process_open_fds %zu\n", fds);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        family(out, "process_max_fds", "gauge", "The limit of open file descriptors.");
+        evbuffer_add_printf(out, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+    family(out, "process_start_time_seconds", "gauge", "Start time of the process (Unix time).");
+    evbuffer_add_printf(out, "process_start_time_seconds %.3f\n", (double)c->started_ms / 1000);
+}
+
 void tn_metrics_write(struct tn_ctl *c, struct evbuffer *out)
 {
     size_t cap = c->plan->nroutes * (c->plan->conf->nbackends ? c->plan->conf->nbackends : 1);
@@ -333,6 +383,7 @@ void tn_metrics_write(struct tn_ctl *c, struct evbuffer *out)
     size_t n;
 
     process(c, out);
+    process_std(c, out);
     routes(c, out);
     judge(c, out);
     if (!refs)

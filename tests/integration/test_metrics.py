@@ -117,3 +117,14 @@ def test_admin_http_allow_replaces_loopback(turnout_factory, legacy, new):
     t.cfg["admin"]["http_allow"] = ["10.0.0.0/8", "127.0.0.0/8"]
     t.reload(t.cfg)
     harness.wait_until(lambda: fetch(port, "/healthz")[0] == 200, 5, "loopback allowed")
+
+
+def test_process_metrics(turnout_factory, legacy, new):
+    t = start(turnout_factory, legacy, new, workers=1)
+    st, _, body = fetch(t.http, "/metrics")
+    s = samples(body.decode())
+    get = lambda n: s[(n, frozenset())]  # noqa: E731
+    assert get("process_resident_memory_bytes") > 1 << 20
+    assert get("process_open_fds") >= 3 and get("process_max_fds") >= get("process_open_fds")
+    assert abs(get("process_start_time_seconds") - get("turnout_start_time_seconds")) < 0.01
+    assert get("process_cpu_seconds_total") >= 0

@@ -25,7 +25,9 @@
 #
 # For each turnout-Nt / turnout-off-Nt pair it prints the median over rounds
 # of the per-round ratio of CPU-µs per request and of requests/s, the
-# difference in %, the callgrind table, and saves everything printed as
+# difference in % (rounds in which either run saw other processes use more
+# than PAIR_MAX_OTHER [25] % of a CPU left out), the callgrind table (with
+# the functions where the difference goes), and saves everything printed as
 # results/counting.txt, the raw per-run TSV of peers.sh as
 # results/counting.tsv. The issue's bar: counting must cost less than 5 %
 # CPU per request.
@@ -36,11 +38,11 @@
 # [18600]: peers.sh's ports (BASE_PORT..+39); the callgrind job uses
 # CG_PORT [BASE_PORT+60]..+5. RETRIES [1], MAX_OTHER [10], QUIET_WAIT [10]:
 # peers.sh measures a run again when other processes used more than
-# MAX_OTHER % of a CPU (see peers.sh --help). CG_N [2000]. CFLAGS [-g -O2,
-# as build/]. WORK_DIR [a new /tmp/turnout-counting.XXXXXX]: where the two
-# builds (on/, off/) and the callgrind files go; KEEP_WORK [0] 1: keep it.
-# ON_BIN, OFF_BIN: take these two binaries instead of building. RESULTS_DIR
-# [results/ here].
+# MAX_OTHER % of a CPU (see peers.sh --help). PAIR_MAX_OTHER [25]: see
+# above. CG_N [2000]. CFLAGS [-g -O2, as build/]. WORK_DIR [a new
+# /tmp/turnout-counting.XXXXXX]: where the two builds (on/, off/) and the
+# callgrind files go; KEEP_WORK [0] 1: keep it. ON_BIN, OFF_BIN: take these
+# two binaries instead of building. RESULTS_DIR [results/ here].
 #
 # Usage: contrib/bench/counting.sh                     build, run and save
 #        contrib/bench/counting.sh --report FILE.tsv   re-print the ratios of a TSV
@@ -61,35 +63,38 @@ MARK='# counting.sh: counters off'  # the line that selects the off binary
 
 # pair_summary TSV BODY TITLE: for each row $OFF-Nt of body BODY and the row
 # $ON-Nt of the same proto, body and conns, the median over rounds of the
-# per-round ratio on/off of CPU-µs per request and of requests/s.
+# per-round ratio on/off of CPU-µs per request and of requests/s. A round in
+# which either run saw other processes use more than PAIR_MAX_OTHER % of a
+# CPU (column other_pct) is left out, and counted as such.
 pair_summary() {
-    awk -F'\t' -v on="$ON" -v off="$OFF" -v body="$2" -v title="$3" '
+    awk -F'\t' -v on="$ON" -v off="$OFF" -v body="$2" -v title="$3" -v maxo="${PAIR_MAX_OTHER:-25}" '
     function median(a, n,    i, j, t, b) {
         for (i = 1; i <= n; i++) b[i] = a[i]
         for (i = 2; i <= n; i++) { t = b[i]; for (j = i - 1; j >= 1 && b[j] > t; j--) b[j + 1] = b[j]; b[j + 1] = t }
         return n % 2 ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2
     }
     NR == 1 { next }
-    $1 !~ "^" off "-[0-9]+t$" || $3 != body { cpu[$1, $2, $3, $4, $5] = $12; rps[$1, $2, $3, $4, $5] = $7; next }
+    $1 !~ "^" off "-[0-9]+t$" || $3 != body { cpu[$1, $2, $3, $4, $5] = $12; rps[$1, $2, $3, $4, $5] = $7; oth[$1, $2, $3, $4, $5] = $20 + 0; next }
     { t = substr($1, length(off) + 2); k = t SUBSEP $2 SUBSEP $3 SUBSEP $4
       if (!(k in n)) { order[++nk] = k; n[k] = 0 }
-      n[k]++; offc[k, n[k]] = $12; offr[k, n[k]] = $7; round[k, n[k]] = $5 }
+      n[k]++; offc[k, n[k]] = $12; offr[k, n[k]] = $7; offo[k, n[k]] = $20 + 0; round[k, n[k]] = $5 }
     END {
         for (i = 1; i <= nk; i++) {
-            split(order[i], f, SUBSEP); m = 0
+            split(order[i], f, SUBSEP); m = 0; busy = 0
             for (j = 1; j <= n[order[i]]; j++) {
                 kk = on "-" f[1] SUBSEP f[2] SUBSEP f[3] SUBSEP f[4] SUBSEP round[order[i], j]
                 if (!(kk in cpu) || offc[order[i], j] <= 0 || offr[order[i], j] <= 0) continue
+                if (oth[kk] > maxo || offo[order[i], j] > maxo) { busy++; continue }
                 m++; cr[m] = cpu[kk] / offc[order[i], j]; rr[m] = rps[kk] / offr[order[i], j]
                 ca[m] = cpu[kk]; cb[m] = offc[order[i], j]; ra[m] = rps[kk]; rb[m] = offr[order[i], j]
             }
-            if (!m) continue
             if (!titled++) print title
+            if (!m) { printf "#   %-3s %s %-4s c%s: no round without other load over %s %% (%d left out)\n", f[1], f[2], f[3], f[4], maxo, busy; continue }
             lo = hi = cr[1]; for (j = 2; j <= m; j++) { if (cr[j] < lo) lo = cr[j]; if (cr[j] > hi) hi = cr[j] }
             c = median(cr, m); r = median(rr, m)
-            printf "#   %-3s %s %-4s c%s: cpu_us/r on %.2f off %.2f: x%.3f (%+.1f %%) [ratio spread %.1f %%]; rps on %.0f off %.0f: x%.3f (%+.1f %%); %d rounds\n",
+            printf "#   %-3s %s %-4s c%s: cpu_us/r on %.2f off %.2f: x%.3f (%+.1f %%) [ratio spread %.1f %%]; rps on %.0f off %.0f: x%.3f (%+.1f %%); %d rounds (%d left out: other > %s %%)\n",
                 f[1], f[2], f[3], f[4], median(ca, m), median(cb, m), c, 100 * (c - 1), (c > 0 ? 100 * (hi - lo) / c : 0),
-                median(ra, m), median(rb, m), r, 100 * (r - 1), m
+                median(ra, m), median(rb, m), r, 100 * (r - 1), m, busy, maxo
         }
     }' "$1"
 }

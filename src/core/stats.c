@@ -60,6 +60,7 @@ int64_t tn_stats_now_sec(void)
     return (int64_t)ts.tv_sec;
 }
 
+#ifndef TN_STATS_OFF
 /* Memory aligned to a cache line and zeroed, or NULL. */
 static void *cell_alloc(size_t size)
 {
@@ -97,6 +98,15 @@ static struct tn_stats_cell *cell(struct tn_stats *st, uint32_t route_id, uint32
         atomic_store_explicit(&rt->cells[backend_id], c, memory_order_release);
     return c;
 }
+
+/* The bounds in microseconds (the last, +Inf, is never compared). */
+static const uint64_t bounds_us[TN_STATS_BUCKETS - 1] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+    10000000};
+static const uint64_t sec_bounds_us[TN_STATS_SEC_BUCKETS - 1] = {
+    500,    1000,   2000,   3000,   5000,    7500,    10000,   15000,
+    20000,  30000,  50000,  75000,  100000,  150000,  200000,  300000,
+    500000, 750000, 1000000, 2000000, 5000000, 10000000, 30000000};
 
 /* The slot of second sec on a side of route_id, reset when it held an
  * older second; NULL when it cannot be had. Worker thread. */
@@ -141,12 +151,11 @@ void tn_stats_request(struct tn_stats *st, uint32_t route_id, uint32_t backend_i
                       uint64_t latency_us)
 {
     struct tn_stats_cell *c = cell(st, route_id, backend_id);
-    double secs = (double)latency_us / 1e6;
     int cls = status >= 100 && status < 600 ? status / 100 : 0, b = 0;
 
     if (!c)
         return;
-    while (b < TN_STATS_BUCKETS - 1 && secs > tn_stats_bounds[b])
+    while (b < TN_STATS_BUCKETS - 1 && latency_us > bounds_us[b])
         b++;
     BUMP(c->requests, 1);
     BUMP(c->status[cls], 1);
@@ -162,14 +171,13 @@ void tn_stats_attempt(struct tn_stats *st, uint32_t route_id, uint32_t backend_i
 {
     struct tn_stats_cell *c = cell(st, route_id, backend_id);
     struct tn_stats_second *s;
-    double secs = (double)latency_us / 1e6;
     int b = 0;
 
     if (c && result >= 0 && result < TN_STATS_RESULTS)
         BUMP(c->results[result], 1);
     if (side < 0 || !(s = second(st, route_id, side, sec)))
         return;
-    while (b < TN_STATS_SEC_BUCKETS - 1 && secs > tn_stats_sec_bounds[b])
+    while (b < TN_STATS_SEC_BUCKETS - 1 && latency_us > sec_bounds_us[b])
         b++;
     BUMP(s->attempts, 1);
     if (result)
@@ -212,6 +220,8 @@ struct tn_stats_server *tn_stats_server(struct tn_stats *st, uint32_t server_id)
         atomic_store_explicit(&st->servers[server_id], c, memory_order_release);
     return c;
 }
+
+#endif /* TN_STATS_OFF */
 
 /* ---- reading ---- */
 

@@ -40,8 +40,11 @@ enum tn_client_state {
 #define TN_CLIENT_F_HEAD_TIMER 0x0080  /* client_header armed for a head arriving in pieces */
 #define TN_CLIENT_F_RESP_CHUNKED 0x0100 /* the response body goes out as chunks */
 #define TN_CLIENT_F_HTTP10 0x0200      /* the current request is HTTP/1.0 */
+#define TN_CLIENT_F_TLS 0x0400         /* TLS on the connection */
+#define TN_CLIENT_F_HANDSHAKE 0x0800   /* the TLS handshake is not done */
 
 struct tn_stats_listener;
+struct tn_tls;
 
 struct tn_client {
     struct tn_worker *w;
@@ -51,6 +54,8 @@ struct tn_client {
     uint32_t flags;
     uint64_t id;
     struct tn_stats_listener *lst; /* its listener's counters in the worker's shard, or NULL */
+    struct tn_tls *tls;            /* the TLS contexts it was accepted with (a reference), or NULL */
+    const char *scheme;            /* "http" or "https" (X-Forwarded-Proto, the log) */
     TAILQ_ENTRY(tn_client) link; /* the worker's live or dead list */
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];

@@ -10,9 +10,12 @@
 
 /* Takes an accepted socket fd from peer; returns TN_OK or TN_ERR (fd closed). */
 struct tn_stats_listener;
+struct tn_tls;
 
+/* Takes an accepted connection: counted on lst (or NULL), TLS with tls's
+ * contexts when tls is not NULL. */
 int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-                     struct tn_stats_listener *lst);
+                     struct tn_stats_listener *lst, struct tn_tls *tls);
 
 /* Sets c->state, checking the transition is legal. */
 void tn_client_set_state(struct tn_client *c, enum tn_client_state s);

@@ -30,12 +30,24 @@ struct tn_conf_addr {
 struct tn_conf_cert {
     char *cert;
     char *key;
+    struct tn_conf_mark mark; /* where the pair was written */
 };
+
+struct tn_tls; /* the listener's TLS contexts (src/core/tls.c), built at load */
 
 struct tn_conf_listen {
     struct tn_conf_addr addr;
     struct tn_conf_cert *certs; /* TLS when ncerts > 0 */
     size_t ncerts;
+    /* tls: settings */
+    uint32_t tls_min_version;      /* 0x0303 (1.2, default) or 0x0304 (1.3) */
+    char *tls_ciphers;             /* TLS 1.2 cipher list (OpenSSL syntax), NULL: ours */
+    char *tls_ciphersuites;        /* TLS 1.3 suites, NULL: OpenSSL's */
+    uint32_t tls_handshake_ms;     /* handshake timeout, default 10 s */
+    int tls_tickets;               /* session tickets, default on */
+    uint32_t tls_session_cache;    /* server-side session cache entries, default 20480 */
+    int tls_h2;                    /* offer h2 through ALPN, default on */
+    struct tn_tls *tls;            /* built after parsing; NULL: plain */
 };
 
 struct tn_conf_cidr {

@@ -14,10 +14,12 @@
 struct evbuffer;
 struct event_base;
 struct tn_io;
+struct ssl_st;
 
 #define TN_IO_EV_CONNECTED 0x01 /* a connect() completed */
 #define TN_IO_EV_EOF 0x02       /* the peer closed its side */
 #define TN_IO_EV_ERROR 0x04     /* read, write or connect failed (errno in io->err) */
+#define TN_IO_EV_HANDSHAKE 0x08 /* the TLS handshake completed (tn_io_start_tls) */
 
 /* New input is in io->in (or the caller asked for a read callback). */
 typedef void (*tn_io_read_cb)(struct tn_io *io, void *arg);
@@ -33,6 +35,10 @@ typedef void (*tn_io_event_cb)(struct tn_io *io, int what, void *arg);
 #define TN_IO_F_FAILED 0x10     /* a write failed; reported from a fresh callback */
 #define TN_IO_F_EOF 0x20        /* read returned 0 */
 #define TN_IO_F_QUEUED 0x40     /* on its queue's flush list */
+#define TN_IO_F_HANDSHAKE 0x80  /* TLS: the handshake is not done */
+#define TN_IO_F_RD_WANTS_WR 0x100 /* TLS: SSL_read waits for writability */
+#define TN_IO_F_WR_WANTS_RD 0x200 /* TLS: SSL_write waits for readability */
+#define TN_IO_F_SHUT 0x400      /* our side was shut down (close_notify sent) */
 
 /* The end-of-callback hook of one event loop: connections whose output grew
  * during a callback are flushed once when it returns, then settle() runs
@@ -57,6 +63,7 @@ struct tn_io {
     void *arg;
     struct tn_ioq *q;
     TAILQ_ENTRY(tn_io) qlink;
+    struct ssl_st *ssl; /* TLS on the socket (owned), or NULL: plain */
 };
 
 /* Sets io up on fd (non-blocking, taken: closed by tn_io_deinit). With
@@ -90,5 +97,16 @@ void tn_io_kick(struct tn_io *io);
 
 /* Sets SO_LINGER 0 so the close sends a reset. */
 void tn_io_reset_on_close(struct tn_io *io);
+
+/* Runs TLS on the socket from now on (io takes ssl; server: the accepting
+ * side). Reading must be on; TN_IO_EV_HANDSHAKE reports the end of the
+ * handshake, and only then does on_read see application bytes.
+ * WANT_READ/WANT_WRITE, records pending inside OpenSSL and close_notify
+ * stay inside the transport. */
+void tn_io_start_tls(struct tn_io *io, struct ssl_st *ssl, int server);
+
+/* Ends our direction once the output is flushed: close_notify with TLS,
+ * then a TCP half-close. */
+void tn_io_shutdown(struct tn_io *io);
 
 #endif

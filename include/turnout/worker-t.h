@@ -58,6 +58,8 @@ struct tn_worker {
     struct evconnlistener **listeners;
     int *listen_fds; /* created by the control thread before the worker starts */
     size_t nlisteners;
+    char **listen_names;  /* [listener]: its address as configured at start */
+    uint8_t *listen_tls;  /* [listener]: a TLS listener (its contexts come from the plan) */
     struct tn_wplan *wp;           /* current view */
     _Atomic(struct tn_plan *) pending; /* next plan handed over by the control thread */
     struct tn_overlay *ov;             /* runtime overlay in force (one reference) or NULL */

@@ -15,6 +15,7 @@
 #include "turnout/conf-yaml.h"
 #include "turnout/conf.h"
 #include "turnout/stats.h"
+#include "turnout/tls.h"
 #include "turnout/module.h"
 
 #define MAX_FILE_SIZE (16u << 20) /* a configuration or device catalog larger is a mistake */
@@ -126,8 +127,29 @@ static int parse_certs(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         return tn_conf_expect(cx, n, "at least one { cert, key } in certificates");
     l->certs = tn_xcalloc(len, sizeof(*l->certs));
     l->ncerts = len;
-    for (i = 0; i < len; i++)
-        tn_conf_walk(cx, tn_conf_seq_at(cx, n, i), "certificates", cert_keys, &l->certs[i], NULL);
+    for (i = 0; i < len; i++) {
+        yaml_node_t *item = tn_conf_seq_at(cx, n, i);
+
+        l->certs[i].mark = tn_conf_mark_of(item);
+        tn_conf_walk(cx, item, "certificates", cert_keys, &l->certs[i], NULL);
+    }
+    return TN_OK;
+}
+
+static int parse_tls_version(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    static const char what[] = "\"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are not offered)";
+    const char *v = tn_conf_scalar(cx, n, what);
+    uint32_t *out = field;
+
+    if (!v)
+        return TN_ERR;
+    if (!strcmp(v, "1.2") || !strcmp(v, "TLSv1.2"))
+        *out = 0x0303;
+    else if (!strcmp(v, "1.3") || !strcmp(v, "TLSv1.3"))
+        *out = 0x0304;
+    else
+        return tn_conf_expect(cx, n, what);
     return TN_OK;
 }
 
@@ -137,6 +159,13 @@ static const struct tn_conf_key tls_keys[] = {
      .off = 0,
      .fn = parse_certs,
      .flags = TN_CONF_K_REQUIRED},
+    KFN("min_version", struct tn_conf_listen, tls_min_version, parse_tls_version),
+    KEY("ciphers", TN_CONF_STRING, struct tn_conf_listen, tls_ciphers),
+    KEY("ciphersuites", TN_CONF_STRING, struct tn_conf_listen, tls_ciphersuites),
+    KMIN("handshake_timeout", TN_CONF_DURATION, struct tn_conf_listen, tls_handshake_ms, 1),
+    KEY("session_tickets", TN_CONF_BOOL, struct tn_conf_listen, tls_tickets),
+    KU32("session_cache", struct tn_conf_listen, tls_session_cache, 0, 10000000),
+    KEY("h2", TN_CONF_BOOL, struct tn_conf_listen, tls_h2),
     KEND,
 };
 
@@ -170,6 +199,11 @@ static int parse_listen(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         struct tn_conf_listen *l = &c->listens[i];
         struct tn_conf_key k = listen_keys[0];
 
+        l->tls_min_version = 0x0303;
+        l->tls_handshake_ms = 10000;
+        l->tls_tickets = 1;
+        l->tls_session_cache = 20480;
+        l->tls_h2 = 1;
         if (item->type == YAML_SCALAR_NODE) /* "- 0.0.0.0:8080" shorthand */
             tn_conf_value(cx, item, &k, &l->addr);
         else
@@ -1095,6 +1129,16 @@ static void resolve(struct loader *L)
                         c->segments[i].name);
     if (L->routes_node)
         resolve_routes(L);
+    for (i = 0; i < c->nlistens; i++) {
+        struct tn_conf_listen *l = &c->listens[i];
+        size_t bad = 0;
+        char why[512];
+
+        if (!l->ncerts || cx->nerrors)
+            continue;
+        if (!(l->tls = tn_tls_new(l, c->file, &bad, why, sizeof(why))))
+            tn_conf_err_mark(cx, l->certs[bad].mark, "certificates: %s", why);
+    }
 }
 
 /* ---- loading ---- */
@@ -1234,6 +1278,9 @@ void tn_conf_free(struct tn_conf *c)
             free(c->listens[i].certs[j].key);
         }
         free(c->listens[i].certs);
+        free(c->listens[i].tls_ciphers);
+        free(c->listens[i].tls_ciphersuites);
+        tn_tls_free(c->listens[i].tls);
     }
     free(c->listens);
     free(c->admin.socket);

@@ -1,11 +1,16 @@
-/* Socket I/O for client and upstream connections: reads up to TN_IO_CHUNK
- * per readiness event into io->in, writes io->out directly when asked and
- * only waits for writability when the kernel refuses more. This avoids a
- * loop round-trip and two epoll_ctl calls per response that a bufferevent
- * costs. */
+/* The transport of client and upstream connections: reads up to
+ * TN_IO_CHUNK per readiness event into io->in, writes io->out directly when
+ * asked and only waits for writability when the kernel refuses more. This
+ * avoids a loop round-trip and two epoll_ctl calls per response that a
+ * bufferevent costs. With TLS (tn_io_start_tls) the same paths go through
+ * OpenSSL on the socket: the handshake, WANT_READ/WANT_WRITE in either
+ * direction, records OpenSSL holds decrypted and close_notify are handled
+ * here, so the codecs above see plain bytes either way. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -25,10 +30,60 @@ static void set_writing(struct tn_io *io, int on)
     }
 }
 
+#define TLS_RECORD 16384 /* application bytes per SSL_write: one full record */
+
+/* The TLS error of a failed call, as an errno for io->err. */
+static int tls_errno(void)
+{
+    ERR_clear_error();
+    return errno ? errno : EPROTO;
+}
+
+/* SSL_write of io->out, a full record at a time. */
+static int tls_write_out(struct tn_io *io)
+{
+    size_t len;
+
+    while ((len = evbuffer_get_length(io->out)) != 0) {
+        size_t n = len < TLS_RECORD ? len : TLS_RECORD;
+        unsigned char *p = evbuffer_pullup(io->out, (ev_ssize_t)n);
+        int r, e;
+
+        if (!p) {
+            io->err = ENOMEM;
+            return TN_ERR;
+        }
+        ERR_clear_error();
+        errno = 0;
+        r = SSL_write(io->ssl, p, (int)n);
+        if (r > 0) {
+            evbuffer_drain(io->out, (size_t)r);
+            continue;
+        }
+        e = SSL_get_error(io->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE) {
+            set_writing(io, 1);
+            return TN_AGAIN;
+        }
+        if (e == SSL_ERROR_WANT_READ) { /* a key update: read first */
+            io->flags |= TN_IO_F_WR_WANTS_RD;
+            event_add(&io->rev, NULL);
+            set_writing(io, 0);
+            return TN_AGAIN;
+        }
+        io->err = e == SSL_ERROR_SYSCALL ? (errno ? errno : EPIPE) : tls_errno();
+        return TN_ERR;
+    }
+    set_writing(io, 0);
+    return TN_OK;
+}
+
 /* Writes what the socket accepts. Returns TN_OK, TN_AGAIN (bytes left,
  * write event armed) or TN_ERR (io->err set). */
 static int write_out(struct tn_io *io)
 {
+    if (io->ssl)
+        return tls_write_out(io);
     while (evbuffer_get_length(io->out)) {
         int n = evbuffer_write_atmost(io->out, io->fd, TN_IO_CHUNK);
 
@@ -54,6 +109,8 @@ static void maybe_notify(struct tn_io *io)
     }
 }
 
+static void readable(struct tn_io *io);
+
 static void writable(struct tn_io *io)
 {
     if (io->flags & TN_IO_F_FAILED) {
@@ -76,6 +133,14 @@ static void writable(struct tn_io *io)
         set_writing(io, 0);
         io->on_event(io, TN_IO_EV_CONNECTED, io->arg);
         return; /* the callback flushes what was queued */
+    }
+    if (io->ssl && (io->flags & (TN_IO_F_HANDSHAKE | TN_IO_F_RD_WANTS_WR))) {
+        /* the handshake or an SSL_read waited for this: the read side goes on */
+        io->flags &= ~TN_IO_F_RD_WANTS_WR;
+        if (!evbuffer_get_length(io->out))
+            set_writing(io, 0);
+        readable(io);
+        return;
     }
     if (write_out(io) == TN_ERR) {
         set_writing(io, 0);
@@ -131,16 +196,116 @@ static ssize_t read_in(struct tn_io *io)
     return n;
 }
 
+/* The TLS handshake's next step: TN_OK done, TN_AGAIN waiting, TN_ERR. */
+static int tls_handshake(struct tn_io *io)
+{
+    int r, e;
+
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_do_handshake(io->ssl);
+    if (r == 1) {
+        io->flags &= ~TN_IO_F_HANDSHAKE;
+        return TN_OK;
+    }
+    e = SSL_get_error(io->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return TN_AGAIN;
+    if (e == SSL_ERROR_WANT_WRITE) {
+        set_writing(io, 1);
+        return TN_AGAIN;
+    }
+    io->err = e == SSL_ERROR_SYSCALL && errno ? errno : EPROTO;
+    ERR_clear_error();
+    return TN_ERR;
+}
+
+/* SSL_read into io->in, up to TN_IO_CHUNK: like read_in (bytes, 0 at the
+ * peer's close_notify or a TCP end, -1 with errno; EAGAIN when OpenSSL
+ * waits for the socket either way). */
+static ssize_t tls_read_in(struct tn_io *io)
+{
+    ssize_t total = 0;
+
+    while (total < (ssize_t)TN_IO_CHUNK) {
+        struct evbuffer_iovec vec[1];
+        int r, e;
+
+        if (evbuffer_reserve_space(io->in, TLS_RECORD, vec, 1) < 1) {
+            errno = ENOMEM;
+            return -1;
+        }
+        ERR_clear_error();
+        errno = 0;
+        r = SSL_read(io->ssl, vec[0].iov_base, (int)vec[0].iov_len);
+        if (r > 0) {
+            vec[0].iov_len = (size_t)r;
+            evbuffer_commit_space(io->in, vec, 1);
+            total += r;
+            continue;
+        }
+        evbuffer_commit_space(io->in, vec, 0);
+        e = SSL_get_error(io->ssl, r);
+        if (total)
+            break; /* report what came; the state repeats on the next call */
+        if (e == SSL_ERROR_WANT_READ) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (e == SSL_ERROR_WANT_WRITE) {
+            io->flags |= TN_IO_F_RD_WANTS_WR;
+            set_writing(io, 1);
+            errno = EAGAIN;
+            return -1;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && !errno))
+            return 0; /* close_notify, or the TCP end without one */
+        errno = e == SSL_ERROR_SYSCALL ? errno : tls_errno();
+        return -1;
+    }
+    if (SSL_pending(io->ssl) && (io->flags & TN_IO_F_READING))
+        tn_io_kick(io); /* decrypted bytes wait inside OpenSSL: no socket event */
+    return total;
+}
+
 static void readable(struct tn_io *io)
 {
     ssize_t n;
+
+    if (io->flags & TN_IO_F_WR_WANTS_RD) { /* an SSL_write waited for this */
+        io->flags &= ~TN_IO_F_WR_WANTS_RD;
+        if (!(io->flags & TN_IO_F_READING))
+            event_del(&io->rev);
+        if (write_out(io) == TN_ERR) {
+            io->on_event(io, TN_IO_EV_ERROR, io->arg);
+            return;
+        }
+        maybe_notify(io);
+        if (!(io->flags & TN_IO_F_READING))
+            return;
+    }
+    if (io->flags & TN_IO_F_HANDSHAKE) {
+        int r = tls_handshake(io);
+
+        if (r == TN_AGAIN)
+            return;
+        if (r == TN_ERR) {
+            tn_io_read(io, 0);
+            io->on_event(io, TN_IO_EV_ERROR, io->arg);
+            return;
+        }
+        set_writing(io, evbuffer_get_length(io->out) > 0);
+        tn_io_kick(io); /* application bytes may have come with the handshake */
+        io->on_event(io, TN_IO_EV_HANDSHAKE, io->arg);
+        return;
+    }
 
     if (io->flags & TN_IO_F_EOF) { /* a kick after the end of input */
         if (evbuffer_get_length(io->in) && io->on_read)
             io->on_read(io, io->arg);
         return;
     }
-    n = read_in(io);
+    n = io->ssl ? tls_read_in(io) : read_in(io);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
         if (evbuffer_get_length(io->in) && io->on_read)
             io->on_read(io, io->arg);
@@ -175,6 +340,7 @@ int tn_io_init(struct tn_io *io, struct event_base *base, struct tn_ioq *q, int 
     io->flags = connecting ? TN_IO_F_CONNECTING : 0;
     io->err = 0;
     io->low = 0;
+    io->ssl = NULL;
     io->in = evbuffer_new();
     io->out = evbuffer_new();
     if (!io->in || !io->out) {
@@ -199,6 +365,13 @@ void tn_io_deinit(struct tn_io *io)
     io->flags &= ~TN_IO_F_QUEUED;
     event_del(&io->rev);
     event_del(&io->wev);
+    if (io->ssl) {
+        if (!(io->flags & (TN_IO_F_HANDSHAKE | TN_IO_F_SHUT | TN_IO_F_FAILED)))
+            SSL_shutdown(io->ssl); /* close_notify, best effort: the socket closes */
+        SSL_free(io->ssl);
+        io->ssl = NULL;
+        ERR_clear_error();
+    }
     close(io->fd);
     evbuffer_free(io->in);
     evbuffer_free(io->out);
@@ -218,8 +391,11 @@ void tn_io_read(struct tn_io *io, int on)
     if (on && !(io->flags & (TN_IO_F_READING | TN_IO_F_EOF))) {
         event_add(&io->rev, NULL);
         io->flags |= TN_IO_F_READING;
+        if (io->ssl && SSL_pending(io->ssl))
+            tn_io_kick(io); /* decrypted bytes wait inside OpenSSL */
     } else if (!on && (io->flags & TN_IO_F_READING)) {
-        event_del(&io->rev);
+        if (!(io->flags & (TN_IO_F_WR_WANTS_RD | TN_IO_F_HANDSHAKE)))
+            event_del(&io->rev);
         io->flags &= ~TN_IO_F_READING;
     }
 }
@@ -279,4 +455,32 @@ void tn_io_reset_on_close(struct tn_io *io)
     struct linger lg = { 1, 0 };
 
     setsockopt(io->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void tn_io_start_tls(struct tn_io *io, struct ssl_st *ssl, int server)
+{
+    io->ssl = ssl;
+    SSL_set_fd(ssl, io->fd);
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                          SSL_MODE_RELEASE_BUFFERS);
+    if (server)
+        SSL_set_accept_state(ssl);
+    else
+        SSL_set_connect_state(ssl);
+    io->flags |= TN_IO_F_HANDSHAKE;
+    if (!server)
+        tn_io_kick(io); /* the client speaks first */
+}
+
+void tn_io_shutdown(struct tn_io *io)
+{
+    if (io->flags & TN_IO_F_SHUT)
+        return;
+    io->flags |= TN_IO_F_SHUT;
+    if (io->ssl && !(io->flags & (TN_IO_F_HANDSHAKE | TN_IO_F_FAILED))) {
+        ERR_clear_error();
+        SSL_shutdown(io->ssl); /* close_notify; we do not wait for the peer's */
+        ERR_clear_error();
+    }
+    shutdown(io->fd, SHUT_WR);
 }

@@ -127,16 +127,6 @@ int tn_server_check(const char *path)
     return 0;
 }
 
-/* Says which configured features this release accepts but does not serve. */
-static void warn_unserved(const struct tn_conf *c)
-{
-    size_t i;
-
-    for (i = 0; i < c->nlistens; i++)
-        if (c->listens[i].ncerts)
-            tn_log(TN_LOG_WARN, "listen %s: TLS is not served by this release; listener skipped",
-                   c->listens[i].addr.text);
-}
 
 static int listens_equal(const struct tn_conf *a, const struct tn_conf *b)
 {
@@ -289,8 +279,6 @@ static int start_workers(struct server *s)
         const char *why = NULL;
 
         for (j = 0; j < c->nlistens; j++) {
-            if (c->listens[j].ncerts)
-                continue;
             fds[nfds] = bind_listener(&c->listens[j].addr, &why);
             if (fds[nfds] < 0) {
                 tn_log(TN_LOG_ERR, "listen %s: %s", c->listens[j].addr.text, why);
@@ -364,7 +352,6 @@ int tn_server_run(const char *path)
     evthread_use_pthreads();
     if (load_plan(path, 1, &s.plan) != TN_OK)
         return 1;
-    warn_unserved(s.plan->conf);
     raise_nofile(s.plan->conf);
     if (tn_accesslog_open(s.plan->conf->access_log, &why) != TN_OK) {
         tn_log(TN_LOG_ERR, "access log %s: %s", s.plan->conf->access_log, why);

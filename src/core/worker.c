@@ -282,23 +282,40 @@ static void set_listening(struct tn_worker *w, int on)
     w->listening = on;
 }
 
+/* The TLS contexts of listener i in the plan in force (found by address:
+ * a reload may reorder the list), or NULL. */
+static struct tn_tls *listener_tls(struct tn_worker *w, size_t i)
+{
+    const struct tn_conf *c = w->wp->plan->conf;
+    size_t j;
+
+    for (j = 0; j < c->nlistens; j++)
+        if (!strcmp(c->listens[j].addr.text, w->listen_names[i]))
+            return c->listens[j].tls;
+    return NULL;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
     struct tn_worker *w = arg;
     struct tn_stats_listener *lst = NULL;
+    struct tn_tls *tls = NULL;
     size_t i;
 
-    for (i = 0; i < w->nlisteners && i < TN_STATS_MAX_LISTENERS; i++)
-        if (w->listeners[i] == l)
-            lst = &w->stats->listeners[i];
-    if (w->draining) {
-        close(fd);
+    for (i = 0; i < w->nlisteners && w->listeners[i] != l; i++)
+        ;
+    if (i < TN_STATS_MAX_LISTENERS && i < w->nlisteners)
+        lst = &w->stats->listeners[i];
+    if (i < w->nlisteners && w->listen_tls[i])
+        tls = listener_tls(w, i);
+    if (w->draining || (i < w->nlisteners && w->listen_tls[i] && !tls)) {
+        close(fd); /* a TLS listener whose configuration went away: never plain */
         if (lst)
             TN_STATS_BUMP(lst->rejected);
         return;
     }
-    if (tn_client_accept(w, fd, sa, (socklen_t)len, lst) != TN_OK && lst)
+    if (tn_client_accept(w, fd, sa, (socklen_t)len, lst, tls) != TN_OK && lst)
         TN_STATS_BUMP(lst->rejected);
     if (w->nclients >= w->max_clients)
         set_listening(w, 0);
@@ -486,6 +503,12 @@ struct tn_worker *tn_worker_new(int id, uint32_t nworkers, int *fds, size_t nfds
     }
     w->listeners = tn_xcalloc(nfds, sizeof(*w->listeners));
     w->nlisteners = nfds;
+    w->listen_names = tn_xcalloc(nfds, sizeof(*w->listen_names));
+    w->listen_tls = tn_xcalloc(nfds, sizeof(*w->listen_tls));
+    for (i = 0; i < nfds && i < plan->conf->nlistens; i++) {
+        w->listen_names[i] = tn_xstrdup(plan->conf->listens[i].addr.text);
+        w->listen_tls[i] = plan->conf->listens[i].ncerts > 0;
+    }
     for (i = 0; i < nfds; i++) {
         w->listeners[i] = evconnlistener_new(w->base, on_accept, w,
                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
@@ -546,6 +569,8 @@ void tn_worker_stop(struct tn_worker *w)
 
 void tn_worker_join_free(struct tn_worker *w)
 {
+    size_t i;
+
     if (!w)
         return;
     pthread_join(w->thread, NULL);
@@ -558,7 +583,7 @@ void tn_worker_join_free(struct tn_worker *w)
     event_free(w->resume_ev);
     close(w->notify_fd);
     pcre2_match_data_free(w->md);
-    for (size_t i = 0; tn_modules[i]; i++)
+    for (i = 0; tn_modules[i]; i++)
         if (tn_modules[i]->worker_free)
             tn_modules[i]->worker_free(w->mod_wk[i]);
     event_base_free(w->base);
@@ -570,5 +595,9 @@ void tn_worker_join_free(struct tn_worker *w)
     if (w->body_tmp)
         evbuffer_free(w->body_tmp);
     free(w->listen_fds);
+    for (i = 0; w->listen_names && i < w->nlisteners; i++)
+        free(w->listen_names[i]);
+    free(w->listen_names);
+    free(w->listen_tls);
     free(w);
 }

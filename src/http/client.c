@@ -20,6 +20,7 @@
 #include "turnout/io.h"
 #include "turnout/stats.h"
 #include "turnout/stream.h"
+#include "turnout/tls.h"
 #include "turnout/worker.h"
 
 #define LINGER_MS 1000 /* how long a closing connection's input is drained */
@@ -138,7 +139,7 @@ static void on_write(struct tn_io *io, void *arg)
     if (c->state == TN_CLIENT_CLOSING) {
         /* everything we had to say is out: half-close, then drain what the
          * client still sends until it closes or linger_tv passes */
-        shutdown(c->io.fd, SHUT_WR);
+        tn_io_shutdown(&c->io);
         if (c->flags & TN_CLIENT_F_EOF)
             tn_client_kill(c);
         else
@@ -155,6 +156,12 @@ static void on_event(struct tn_io *io, int what, void *arg)
     (void)io;
     if (c->flags & TN_CLIENT_F_DEAD)
         return;
+    if (what & TN_IO_EV_HANDSHAKE) {
+        /* now the request head has client_header, as on a plain listener */
+        c->flags &= ~TN_CLIENT_F_HANDSHAKE;
+        tn_client_arm(c, c->w->wp->tv_header);
+        return;
+    }
     if (what & TN_IO_EV_EOF) {
         c->flags |= TN_CLIENT_F_EOF;
         if (c->state == TN_CLIENT_IDLE || c->state == TN_CLIENT_CLOSING)
@@ -191,8 +198,25 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     tn_ioq_settle(&w->ioq);
 }
 
+/* The listener's TLS handshake timeout. */
+static void arm_handshake(struct tn_client *c)
+{
+    const struct tn_conf *conf = c->w->wp->plan->conf;
+    uint32_t ms = 10000;
+    size_t i;
+
+    for (i = 0; i < conf->nlistens; i++)
+        if (conf->listens[i].tls == c->tls)
+            ms = conf->listens[i].tls_handshake_ms;
+    {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+        evtimer_add(c->timer, &tv);
+    }
+}
+
 int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-                     struct tn_stats_listener *lst)
+                     struct tn_stats_listener *lst, struct tn_tls *tls)
 {
     struct tn_client *c = calloc(1, sizeof(*c));
     int one = 1;
@@ -222,7 +246,23 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
         return TN_ERR;
     }
     c->state = TN_CLIENT_IDLE;
+    c->scheme = "http";
     tn_io_setcb(&c->io, on_read, on_write, on_event, c);
+    if (tls) {
+        struct ssl_st *ssl = tn_tls_ssl(tls);
+
+        if (!ssl) {
+            event_free(c->timer);
+            tn_io_deinit(&c->io);
+            free(c);
+            return TN_ERR;
+        }
+        tn_tls_ref(tls);
+        c->tls = tls;
+        c->scheme = "https";
+        c->flags |= TN_CLIENT_F_TLS | TN_CLIENT_F_HANDSHAKE;
+        tn_io_start_tls(&c->io, ssl, 1);
+    }
     tn_io_read(&c->io, 1);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->nclients++;
@@ -230,7 +270,10 @@ int tn_client_accept(struct tn_worker *w, int fd, const struct sockaddr *peer, s
         TN_STATS_BUMP(lst->accepted);
         TN_STATS_BUMP(lst->open);
     }
-    tn_client_arm(c, w->wp->tv_header);
+    if (tls)
+        arm_handshake(c);
+    else
+        tn_client_arm(c, w->wp->tv_header);
     return TN_OK;
 }
 
@@ -245,6 +288,7 @@ static void client_free(struct tn_client *c)
     tn_io_deinit(&c->io);
     if (c->lst)
         TN_STATS_GAUGE(c->lst->open, atomic_load_explicit(&c->lst->open, memory_order_relaxed) - 1);
+    tn_tls_unref(c->tls);
     free(c);
     tn_worker_client_gone(w);
 }

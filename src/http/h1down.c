@@ -237,7 +237,7 @@ static const struct tn_stream_ops h1_ops = {
 void tn_h1down_reject(struct tn_client *c, int status, const char *why)
 {
     /* no stream took this request: log it on a stream of its own */
-    struct tn_stream *s = tn_stream_new(c->w, NULL, NULL, c->peer_ip, "http", c->start_us);
+    struct tn_stream *s = tn_stream_new(c->w, NULL, NULL, c->peer_ip, c->scheme, c->start_us);
     size_t n = answer_error(c, status, 1);
 
     if (s)
@@ -325,7 +325,7 @@ static void pump_body(struct tn_client *c)
 static void start_stream(struct tn_client *c, struct tn_h1_req *r, const char *p, size_t head_len)
 {
     struct tn_worker *w = c->w;
-    struct tn_stream *s = tn_stream_new(w, &h1_ops, c, c->peer_ip, "http", c->start_us);
+    struct tn_stream *s = tn_stream_new(w, &h1_ops, c, c->peer_ip, c->scheme, c->start_us);
     struct tn_msg m;
     unsigned i;
 

@@ -16,6 +16,7 @@
 #include "turnout/common.h"
 #include "turnout/control-t.h"
 #include "turnout/control.h"
+#include "turnout/judge.h"
 #include "turnout/route-t.h"
 #include "turnout/statsview.h"
 
@@ -74,7 +75,8 @@ static void stats_json(struct tn_ctl *c, struct evbuffer *out, size_t seconds)
     evbuffer_add_printf(out, ",\"series\":");
     tn_statsview_series(c, out, seconds);
     evbuffer_add_printf(out, ",\"rollback\":");
-    show(c, "show rollback json", out);
+    if (!c->judge || !tn_judge_show(c->judge, NULL, 1, out))
+        evbuffer_add(out, "[]", 2);
     evbuffer_add_printf(out, "}\n");
 }
 

@@ -27,6 +27,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -35,6 +36,7 @@ import pytest
 import harness
 from admin import cmd
 from client import Client
+from flaky import FlakyBackend
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NO_BUDGET = {"ratio": 100, "window": "10s", "min_per_second": 1000}
@@ -171,7 +173,9 @@ class Chromium:
                     lines = f.read().split("\n")
             except FileNotFoundError:
                 return None
-            return "ws://127.0.0.1:%s%s" % (lines[0], lines[1]) if len(lines) > 1 and lines[1] else None
+            if len(lines) < 2 or not lines[1]:
+                return None  # being written
+            return "ws://127.0.0.1:%s%s" % (lines[0], lines[1])
 
         url = harness.wait_until(endpoint, 30, "chromium's DevTools endpoint", interval=0.05)
         self.ws = WebSocket(url)
@@ -444,6 +448,8 @@ def test_dashboard_shows_the_traffic_without_console_errors(turnout_factory, leg
     # the auto-rollback panel is there only when /stats.json has its member
     hidden = b.evaluate("document.getElementById('rollback-panel').classList.contains('hidden')")
     assert hidden == ("rollback" not in j)
+    if "rollback" in j:  # rollback.auto is off here
+        assert ids["rollback-default-enabled"] == "off"
 
     # a weight change: the percent, its source and the newest event follow
     assert not cmd(sock, "set weight default 25").startswith("ERR")
@@ -478,3 +484,84 @@ def test_dashboard_shows_the_traffic_without_console_errors(turnout_factory, leg
     b.drain()
     # only the browser's own note of each refused connection
     assert [x for x in b.console() if "net::ERR_CONNECTION_REFUSED" not in x] == []
+
+
+def test_dashboard_follows_an_automatic_rollback(turnout_factory, legacy, short_dir, chromium):
+    """The judge's windows and verdicts, and the route rolled back to 0 % by
+    it, appear on the page while it is open; still no console message."""
+    new = FlakyBackend("new").start()
+    try:
+        sock = short_dir("admin.sock")
+        aport = harness.free_port()
+        t = turnout_factory(
+            backends={"legacy": [legacy.address], "new": [new.address]},
+            routes=[{"name": "default", "shift": {"from": "legacy", "to": "new", "percent": 50}}],
+            workers=2, start=False,
+            extra={"admin": {"socket": sock, "http": "127.0.0.1:%d" % aport},
+                   "rollback": {"budget": dict(NO_BUDGET),
+                                "auto": {"error_rate": "5%", "p99": "1s", "margin": "2%",
+                                         "window": "1s", "windows": 2, "min_requests": 10}}})
+        for be in t.cfg["backends"].values():
+            be["passive"] = {"failures": 0}  # the judge, not ejection, acts here
+        t.write_config(t.cfg)
+        t.start()
+        j = stats_json(aport)
+        if "rollback" not in j:
+            pytest.fail("/stats.json has no rollback member", pytrace=False)
+
+        b = chromium()
+        b.navigate("http://127.0.0.1:%d/dashboard" % aport)
+        harness.wait_until(lambda: b.testids().get("route-default-percent") == "50", 10,
+                           "the page at 50 %")
+        assert b.testids()["rollback-default-enabled"] == "on"
+
+        # load from many users while new fails half its requests (503: replayed)
+        new.set_faults(fail_ratio=0.5)
+        stop = threading.Event()
+        errors = []
+
+        def load(seed):
+            i = seed
+            try:
+                with Client(*t.listen) as c:
+                    while not stop.is_set():
+                        c.request("GET", "/", [("X-User-Id", "user-%d" % (i % 500))])
+                        assert c.response().status == 200  # every failure was replayed
+                        i += 2
+            except BaseException as e:  # reported below
+                errors.append(e)
+        threads = [threading.Thread(target=load, args=(k,), daemon=True) for k in range(2)]
+        for th in threads:
+            th.start()
+        try:
+            def rolled_back():
+                r = [x for x in stats_json(aport)["routes"] if x["name"] == "default"][0]
+                return r["source"] == "auto-rollback" and r["percent"] == 0
+            harness.wait_until(rolled_back, 20, "the automatic rollback")
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(10 * harness.SLOW)
+        assert not errors, errors[0]
+
+        rb = [x for x in stats_json(aport)["rollback"] if x["route"] == "default"][0]
+        assert rb["rollbacks"] >= 1 and rb["windows"][-1]["verdict"] == "bad"
+        ids = {}
+
+        def shown():
+            ids.clear()
+            ids.update(b.testids())
+            return (ids.get("route-default-percent") == "0" and
+                    ids.get("route-default-source") == "auto-rollback" and
+                    ids.get("rollback-default-verdict") == "bad")
+        try:
+            harness.wait_until(shown, 10, "the rollback on the page", interval=0.2)
+        except harness.Timeout as e:
+            raise AssertionError("%s: %s" % (e, json.dumps(ids, indent=1))) from None
+        events = [v for k, v in ids.items() if k.startswith("event-")]
+        assert any("default" in v and "0" in v and "auto" in v for v in events), events
+        b.drain()
+        assert b.console() == []
+        assert ids["render-error"] == ""
+    finally:
+        new.stop()

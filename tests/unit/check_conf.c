@@ -128,7 +128,9 @@ START_TEST(full_schema_loads)
     ck_assert_msg(c != NULL, "%s", err ? err : "");
     ck_assert_uint_eq(c->workers, 8);
     ck_assert_uint_eq(c->listens[1].ncerts, 1);
-    ck_assert_str_eq(c->listens[1].certs[0].key, "/etc/turnout/edge.key");
+    ck_assert_str_eq(c->listens[1].certs[0].key, "edge.key");
+    ck_assert_ptr_nonnull(c->listens[1].tls); /* loaded beside the file */
+    ck_assert_ptr_null(c->listens[0].tls);
     ck_assert_str_eq(c->admin.socket, "/run/turnout/admin.sock");
     ck_assert_uint_eq(c->admin.socket_mode, 0640);
     ck_assert_str_eq(c->admin.http, "127.0.0.1:9901");
@@ -484,7 +486,7 @@ START_TEST(err_unknown_key)
     expect_errors(BASE ROUTE "colour: blue\n",
                   "t.yaml:6:1: unknown key \"colour\" in the top level; expected one of: workers, "
                   "listen, admin, access_log, state_file, redis, node_id, trusted_proxies, "
-                  "timeouts, limits, backends, sticky_key, assign_cookie, routes, rollback, "
+                  "timeouts, limits, http2, backends, sticky_key, assign_cookie, routes, rollback, "
                   "overrides, debug_headers, geoip, devices, segments\n");
 }
 END_TEST

@@ -16,7 +16,7 @@ TN_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 
 # To run the tests: the pytest suite and what it starts (origins, Redis,
 # certificates made with the openssl CLI).
-TN_PKGS_TEST="python3 python3-pytest python3-h2 python3-redis python3-xxhash python3-yaml xxhash
+TN_PKGS_TEST="python3 python3-pytest python3-h2 python3-redis python3-xxhash python3-yaml xxhash nghttp2-client
     libmaxmind-db-writer-perl mmdb-bin perl prometheus
     redis-server redis-sentinel nginx-light|nginx-core|nginx-full|nginx-extras curl ca-certificates
     procps openssl git chromium"

@@ -22,6 +22,7 @@ struct tn_stream;
     X(REQ_HEAD) /* reading a request line and headers */                                           \
     X(REQ_BODY) /* reading a request body into its stream */                                       \
     X(WAIT)     /* the request is in; its response is being written */                            \
+    X(H2)       /* HTTP/2: the session (c->h2) carries the streams */                             \
     X(CLOSING)  /* flushing our last bytes, then a lingering close */
 
 enum tn_client_state {
@@ -42,9 +43,11 @@ enum tn_client_state {
 #define TN_CLIENT_F_HTTP10 0x0200      /* the current request is HTTP/1.0 */
 #define TN_CLIENT_F_TLS 0x0400         /* TLS on the connection */
 #define TN_CLIENT_F_HANDSHAKE 0x0800   /* the TLS handshake is not done */
+#define TN_CLIENT_F_H1 0x1000          /* HTTP/1: the first bytes were not the HTTP/2 preface */
 
 struct tn_stats_listener;
 struct tn_tls;
+struct tn_h2down;
 
 struct tn_client {
     struct tn_worker *w;
@@ -60,6 +63,7 @@ struct tn_client {
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];
     struct tn_stream *stream; /* the current request's stream, NULL between requests */
+    struct tn_h2down *h2;     /* HTTP/2 codec state (h2down.c), NULL: HTTP/1.1 */
     /* HTTP/1.1 codec state of the current request */
     struct tn_h1_scan scan;
     enum tn_h1_framing req_framing;

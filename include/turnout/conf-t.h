@@ -47,6 +47,7 @@ struct tn_conf_listen {
     int tls_tickets;               /* session tickets, default on */
     uint32_t tls_session_cache;    /* server-side session cache entries, default 20480 */
     int tls_h2;                    /* offer h2 through ALPN, default on */
+    int h2c;                       /* plain: HTTP/2 with prior knowledge, default on */
     struct tn_tls *tls;            /* built after parsing; NULL: plain */
 };
 
@@ -93,6 +94,12 @@ struct tn_conf_limits {
     size_t uri;           /* request line: default 8k */
     uint32_t connections; /* client connections, whole process: default 10000 */
     size_t body;          /* request body bytes ("limits.body"): default 0 = unlimited */
+};
+
+/* http2: the HTTP/2 codec's limits (docs/http2.md). */
+struct tn_conf_http2 {
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS: default 100 */
+    size_t max_header_list_size;     /* SETTINGS_MAX_HEADER_LIST_SIZE; 0: limits.header_size */
 };
 
 struct tn_conf_health {
@@ -240,6 +247,7 @@ struct tn_conf {
     size_t ntrusted_proxies;
     struct tn_conf_timeouts timeouts;
     struct tn_conf_limits limits;
+    struct tn_conf_http2 http2;
     struct tn_conf_backend *backends;
     size_t nbackends;
     char *devices_file; /* "devices: path" form, resolved relative to the config file */

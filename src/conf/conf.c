@@ -172,6 +172,7 @@ static const struct tn_conf_key tls_keys[] = {
 static const struct tn_conf_key listen_keys[] = {
     KREQ("address", TN_CONF_ADDR, struct tn_conf_listen, addr),
     {.name = "tls", .type = TN_CONF_MAP, .off = 0, .sub = tls_keys},
+    KEY("h2c", TN_CONF_BOOL, struct tn_conf_listen, h2c),
     KEND,
 };
 
@@ -204,6 +205,7 @@ static int parse_listen(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
         l->tls_tickets = 1;
         l->tls_session_cache = 20480;
         l->tls_h2 = 1;
+        l->h2c = 1;
         if (item->type == YAML_SCALAR_NODE) /* "- 0.0.0.0:8080" shorthand */
             tn_conf_value(cx, item, &k, &l->addr);
         else
@@ -866,6 +868,14 @@ static const struct tn_conf_key rollback_keys[] = {
     KEND,
 };
 
+/* ---- http2 ---- */
+
+static const struct tn_conf_key http2_keys[] = {
+    KU32("max_concurrent_streams", struct tn_conf_http2, max_concurrent_streams, 1, 10000),
+    KMIN("max_header_list_size", TN_CONF_SIZE, struct tn_conf_http2, max_header_list_size, 1024),
+    KEND,
+};
+
 /* ---- the top level ---- */
 
 static const struct tn_conf_key top_keys[] = {
@@ -879,6 +889,7 @@ static const struct tn_conf_key top_keys[] = {
     {.name = "trusted_proxies", .type = TN_CONF_FUNC, .fn = parse_trusted},
     KMAP("timeouts", struct tn_conf, timeouts, timeout_keys),
     KMAP("limits", struct tn_conf, limits, limit_keys),
+    KMAP("http2", struct tn_conf, http2, http2_keys),
     {.name = "backends", .type = TN_CONF_FUNC, .fn = parse_backends, .flags = TN_CONF_K_REQUIRED},
     {.name = "sticky_key", .type = TN_CONF_FUNC, .fn = parse_sticky},
     KFN("assign_cookie", struct tn_conf, assign_cookie, parse_assign),
@@ -959,6 +970,7 @@ static void set_defaults(struct tn_conf *c)
                                             .drain_ms = 30000};
     c->limits = (struct tn_conf_limits){
         .header_size = 16384, .headers = 100, .uri = 8192, .connections = 10000, .body = 0};
+    c->http2.max_concurrent_streams = 100; /* max_header_list_size 0: limits.header_size */
     c->assign_cookie.name = tn_xstrdup("turnout_uid");
     c->assign_cookie.max_age_s = 90u * 86400u;
     c->rollback.enabled = 1;

@@ -292,7 +292,7 @@ struct tn_tls *tn_tls_new(const struct tn_conf_listen *l, const char *conf_file,
     size_t i, j, k;
 
     atomic_init(&t->refs, 1);
-    t->h2 = 0 && l->tls_h2; /* until the HTTP/2 codec lands: http/1.1 only */
+    t->h2 = l->tls_h2;
     t->ctxs = tn_xcalloc(l->ncerts, sizeof(*t->ctxs));
     t->ctx_names = tn_xcalloc(l->ncerts, sizeof(*t->ctx_names));
     for (i = 0; i < l->ncerts; i++) {

@@ -17,6 +17,7 @@
 #include "turnout/client.h"
 #include "turnout/common.h"
 #include "turnout/h1down.h"
+#include "turnout/h2down.h"
 #include "turnout/io.h"
 #include "turnout/stats.h"
 #include "turnout/stream.h"
@@ -34,10 +35,11 @@ static const char *const state_names[] = {
 #define BIT(s) (1u << TN_CLIENT_##s)
 /* Legal next states for each state (staying put is always legal). */
 static const unsigned legal_next[] = {
-    [TN_CLIENT_IDLE] = BIT(REQ_HEAD) | BIT(CLOSING),
+    [TN_CLIENT_IDLE] = BIT(REQ_HEAD) | BIT(H2) | BIT(CLOSING),
     [TN_CLIENT_REQ_HEAD] = BIT(REQ_BODY) | BIT(WAIT) | BIT(IDLE) | BIT(CLOSING),
     [TN_CLIENT_REQ_BODY] = BIT(WAIT) | BIT(IDLE) | BIT(CLOSING),
     [TN_CLIENT_WAIT] = BIT(IDLE) | BIT(CLOSING),
+    [TN_CLIENT_H2] = BIT(CLOSING),
     [TN_CLIENT_CLOSING] = 0,
 };
 #undef BIT
@@ -96,7 +98,8 @@ void tn_client_exchange_done(struct tn_client *c)
         start_closing(c);
         return;
     }
-    c->flags &= TN_CLIENT_F_DEAD | TN_CLIENT_F_EOF | TN_CLIENT_F_READ_OFF;
+    c->flags &= TN_CLIENT_F_DEAD | TN_CLIENT_F_EOF | TN_CLIENT_F_READ_OFF | TN_CLIENT_F_H1 |
+                TN_CLIENT_F_TLS;
     memset(&c->scan, 0, sizeof(c->scan));
     tn_client_set_state(c, TN_CLIENT_IDLE);
     if (c->flags & TN_CLIENT_F_READ_OFF) {
@@ -116,6 +119,59 @@ void tn_client_abort(struct tn_client *c)
     tn_client_kill(c);
 }
 
+/* Whether the plain listener c was accepted on serves h2c (found by the
+ * socket's local address in the configuration in force). */
+static int listener_h2c(struct tn_client *c)
+{
+    const struct tn_conf *conf = c->w->wp->plan->conf;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    size_t i;
+
+    if (getsockname(c->io.fd, (struct sockaddr *)&ss, &len) < 0)
+        return 1;
+    for (i = 0; i < conf->nlistens; i++) {
+        const struct tn_conf_listen *l = &conf->listens[i];
+        const struct sockaddr *a = (const struct sockaddr *)&l->addr.ss;
+
+        if (l->ncerts || a->sa_family != ss.ss_family)
+            continue;
+        if (a->sa_family == AF_INET) {
+            const struct sockaddr_in *x = (const void *)a, *y = (const void *)&ss;
+
+            if (x->sin_port == y->sin_port && (x->sin_addr.s_addr == INADDR_ANY ||
+                                               x->sin_addr.s_addr == y->sin_addr.s_addr))
+                return l->h2c;
+        } else if (a->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&ss;
+
+            if (x->sin6_port == y->sin6_port &&
+                (IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) ||
+                 !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr))))
+                return l->h2c;
+        }
+    }
+    return 1;
+}
+
+/* The first bytes of a plain connection: the HTTP/2 preface hands it to the
+ * HTTP/2 codec (h2c with prior knowledge) when the listener allows it.
+ * Returns TN_ERR when the connection speaks HTTP/1 from now on. */
+static int sniff_h2(struct tn_client *c)
+{
+    int rc = tn_h2down_sniff(c->io.in);
+
+    if (rc == TN_AGAIN) /* the preface so far: client_header runs meanwhile */
+        return (c->flags & TN_CLIENT_F_EOF) ? TN_ERR : TN_AGAIN;
+    if (rc == TN_ERR || !listener_h2c(c)) {
+        c->flags |= TN_CLIENT_F_H1;
+        return TN_ERR;
+    }
+    if (tn_h2down_start(c) != TN_OK)
+        tn_client_kill(c);
+    return TN_OK;
+}
+
 static void on_read(struct tn_io *io, void *arg)
 {
     struct tn_client *c = arg;
@@ -125,7 +181,9 @@ static void on_read(struct tn_io *io, void *arg)
         return;
     if (c->state == TN_CLIENT_CLOSING)
         evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
-    else
+    else if (c->h2)
+        tn_h2down_on_read(c);
+    else if (c->tls || (c->flags & TN_CLIENT_F_H1) || sniff_h2(c) == TN_ERR)
         tn_h1down_on_read(c);
 }
 
@@ -144,6 +202,8 @@ static void on_write(struct tn_io *io, void *arg)
             tn_client_kill(c);
         else
             tn_client_arm(c, &linger_tv);
+    } else if (c->h2) {
+        tn_h2down_on_drained(c);
     } else {
         tn_h1down_on_drained(c);
     }
@@ -157,8 +217,13 @@ static void on_event(struct tn_io *io, int what, void *arg)
     if (c->flags & TN_CLIENT_F_DEAD)
         return;
     if (what & TN_IO_EV_HANDSHAKE) {
-        /* now the request head has client_header, as on a plain listener */
         c->flags &= ~TN_CLIENT_F_HANDSHAKE;
+        if (tn_tls_is_h2(c->io.ssl)) { /* ALPN chose h2 */
+            if (tn_h2down_start(c) != TN_OK)
+                tn_client_kill(c);
+            return;
+        }
+        /* now the request head has client_header, as on a plain listener */
         tn_client_arm(c, c->w->wp->tv_header);
         return;
     }
@@ -166,6 +231,8 @@ static void on_event(struct tn_io *io, int what, void *arg)
         c->flags |= TN_CLIENT_F_EOF;
         if (c->state == TN_CLIENT_IDLE || c->state == TN_CLIENT_CLOSING)
             tn_client_kill(c);
+        else if (c->h2)
+            tn_h2down_on_eof(c);
         else
             tn_h1down_on_eof(c);
         return;
@@ -194,6 +261,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         break;
     case TN_CLIENT_WAIT:
         break; /* the stream's own timers guard the response */
+    case TN_CLIENT_H2:
+        tn_h2down_on_timer(c);
+        break;
     }
     tn_ioq_settle(&w->ioq);
 }
@@ -284,6 +354,7 @@ static void client_free(struct tn_client *c)
     if (c->stream)
         tn_stream_detach(c->stream, "client_closed");
     c->stream = NULL;
+    tn_h2down_free(c, "client_closed");
     event_free(c->timer);
     tn_io_deinit(&c->io);
     if (c->lst)
@@ -309,7 +380,9 @@ void tn_client_close_idle(struct tn_worker *w)
 
     for (c = TAILQ_FIRST(&w->clients); c; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->state == TN_CLIENT_IDLE)
+        if (c->h2)
+            tn_h2down_drain(c); /* GOAWAY: its open streams finish */
+        else if (c->state == TN_CLIENT_IDLE)
             tn_client_kill(c);
     }
     tn_client_reap(w);

@@ -658,11 +658,17 @@ def test_h2c_upgrade_and_http2_settings_are_stripped(pinned, legacy, connect):
     assert all("upgrade" not in v.lower() for v in q.header_all("Connection")), q.headers
 
 
-def test_h2_preface_is_refused(pinned, legacy):
-    r, closed, _ = _exchange(pinned, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+def test_h2_preface_is_refused_with_h2c_off(turnout_factory, legacy):
+    """A plain listener speaks h2c by default (test_h2.py); with h2c: false
+    the preface is an HTTP/1 request line it refuses, forwarding nothing."""
+    t = _pinned(turnout_factory, legacy, start=False)
+    t.cfg["listen"][0]["h2c"] = False
+    t.write_config(t.cfg)
+    t.start()
+    r, closed, _ = _exchange(t, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     assert r is not None and r.status in (400, 505), r
     assert closed in ("eof", "reset")
-    _sentinel(pinned, legacy)
+    _sentinel(t, legacy)
     assert legacy.connections == 1 and len(legacy.completed()) == 1
 
 

@@ -311,3 +311,26 @@ def test_replay_on_legacy_over_tls(turnout_factory, legacy, certs):
             assert [a["backend"] for a in rec["attempts"]] == ["new", "legacy"]
     finally:
         new.stop()
+
+
+def test_alpn_h2_over_tls(turnout_factory, legacy, certs):
+    """ALPN offers h2 first: curl --http2 and python's client get HTTP/2 over
+    TLS through the same routes; with h2: false, http/1.1."""
+    t = start(turnout_factory, {"legacy": [legacy.address]}, [certs["a"]])
+    with connect(t, client_ctx(alpn=("h2", "http/1.1"))) as s:
+        assert s.selected_alpn_protocol() == "h2"
+    url = "https://127.0.0.1:%d/size/100000" % t.listen[1]
+    r = subprocess.run(["curl", "-sk", "--http2", "-o", "/dev/null", "-w",
+                        "%{http_version} %{http_code} %{size_download}", url],
+                       capture_output=True, timeout=30, text=True)
+    assert r.stdout == "2 200 100000", r
+    r = subprocess.run(["curl", "-sk", "--http1.1", "-o", "/dev/null", "-w",
+                        "%{http_version} %{http_code}", url], capture_output=True, timeout=30,
+                       text=True)
+    assert r.stdout == "1.1 200", r
+    req = [x for x in legacy.completed() if x.target == "/size/100000"]
+    assert len(req) == 2 and all(x.header("X-Forwarded-Proto") == "https" for x in req)
+    t2 = start(turnout_factory, {"legacy": [legacy.address]}, [certs["a"]], tls_kw={"h2": False})
+    with connect(t2, client_ctx(alpn=("h2", "http/1.1"))) as s:
+        assert s.selected_alpn_protocol() == "http/1.1"
+        assert http_get(s)[0] == 200

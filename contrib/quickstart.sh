@@ -117,12 +117,6 @@ done
 perl tests/unit/data/make-geo-mmdb.pl "$RUN/geo-demo.mmdb" >&2 ||
     die "could not write the demo GeoIP database"
 redis-cli -p 6390 sadd turnout:demo:segment:staff staff-1 staff-2 >/dev/null
-# the demo's TLS certificate (self-signed, for localhost), made once
-[ -s "$RUN/edge.pem" ] && [ -s "$RUN/edge.key" ] ||
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
-        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-        -keyout "$RUN/edge.key" -out "$RUN/edge.pem" 2>/dev/null ||
-    die "could not make the demo's TLS certificate"
 
 "$BIN" -t -c "$CONF" >&2 || die "turnout rejected $CONF (see above)"
 "$BIN" -t -c conf/turnout-node2.yaml >&2 || die "turnout rejected conf/turnout-node2.yaml"
@@ -137,7 +131,7 @@ cat >&2 <<EOF
     legacy platform  http://127.0.0.1:9001/   nginx, pid $(cat "$RUN/legacy.pid" 2>/dev/null)
     new platform     http://127.0.0.1:9002/   nginx, pid $(cat "$RUN/new.pid" 2>/dev/null)
     turnout          http://localhost:8080/   $CONF, pid in $RUN/turnout.pid
-                     https://localhost:8443/  TLS (self-signed: $RUN/edge.pem), HTTP/2 through ALPN
+                     https://localhost:8443/  TLS (self-signed: conf/demo-edge.pem), HTTP/2 through ALPN
     dashboard        http://127.0.0.1:9901/dashboard
     logs             $RUN/
 

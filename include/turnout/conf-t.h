@@ -125,12 +125,25 @@ struct tn_conf_server {
     uint32_t weight; /* default 1, 0 allowed (never chosen) */
 };
 
+struct tn_tlsclient; /* a backend's client TLS context (src/core/tlsclient.c), built at load */
+
+/* tls: of a backend: its servers are spoken to over TLS. */
+struct tn_conf_upstream_tls {
+    int enabled;              /* the key is present; absent: plain HTTP */
+    char *ca;                 /* CA file (relative: beside the config file); NULL: system store */
+    char *server_name;        /* sent as SNI and verified; NULL: no SNI (verify must be off) */
+    int verify;               /* default true; false: encrypt only */
+    struct tn_conf_mark mark; /* where tls: was written */
+    struct tn_tlsclient *ctx; /* built after parsing; NULL when not enabled */
+};
+
 struct tn_conf_backend {
     char *name;
     struct tn_conf_server *servers;
     size_t nservers;
     struct tn_conf_health health;
     struct tn_conf_passive passive;
+    struct tn_conf_upstream_tls tls;
     struct tn_conf_mark mark;
 };
 

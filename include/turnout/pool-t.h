@@ -1,5 +1,5 @@
-/* Upstream connection types: one pool per backend server per worker, each
- * holding idle keep-alive connections. */
+/* Upstream connection types: one pool per server address and TLS identity
+ * per worker, each holding idle keep-alive connections. */
 #ifndef TURNOUT_POOL_T_H
 #define TURNOUT_POOL_T_H
 
@@ -11,13 +11,15 @@
 #include "turnout/h1-t.h"
 #include "turnout/io.h"
 
+struct ssl_session_st;
+struct ssl_st;
 struct tn_worker;
 struct tn_stats_server;
 struct tn_stream;
 
 #define TN_UPSTREAM_STATES(X)                                                                      \
     X(IDLE)       /* in its pool, watched for the server closing it */                             \
-    X(CONNECTING) /* connect() in progress; the request waits in the output */                     \
+    X(CONNECTING) /* connect() (then the TLS handshake) in progress; the request waits */          \
     X(SEND)       /* request head sent, body streaming */                                          \
     X(WAIT_HEAD)  /* request complete, reading the response head */                                \
     X(BODY)       /* relaying the response body */                                                 \
@@ -44,8 +46,9 @@ struct tn_upstream {
     TAILQ_ENTRY(tn_upstream) link;
     enum tn_upstream_state state;
     uint32_t flags;
-    uint32_t requests; /* exchanges carried so far: > 0 means reused */
-    int connected;
+    uint32_t requests;      /* exchanges carried so far: > 0 means reused */
+    int connected;          /* TCP connected and, with TLS, the handshake done */
+    struct ssl_st *tls;     /* TLS to start once TCP connects (then owned by io), or NULL */
     uint64_t idle_since_ms; /* when it went back to the pool */
     /* the current exchange (src/http/h1_upstream.c) */
     enum tn_h1_method method;
@@ -58,15 +61,20 @@ struct tn_upstream {
 
 TAILQ_HEAD(tn_upstream_list, tn_upstream);
 
-/* Idle connections to one server address, per worker. */
+/* Idle connections to one server address, per worker: plain, or TLS with
+ * one identity (server name, verification, CA), never mixed. Pools outlive
+ * plans, so a pool holds no configuration's TLS context, only its identity. */
 struct tn_pool {
     struct tn_worker *w;
     struct sockaddr_storage ss;
     socklen_t len;
     char name[64]; /* "ip:port" for logs */
+    char *tls_id;  /* tn_tlsclient_id() of the contexts its connections use; NULL: plain */
+    struct ssl_session_st *tls_sess; /* the last TLS session, offered to resume, or NULL */
+    int tls_failing; /* a handshake failed (logged once) since the last that worked */
     struct tn_upstream_list idle;
     uint32_t nidle;
-    uint32_t nbusy; /* leased connections (for per-server stats) */
+    uint32_t nbusy;             /* leased connections (for per-server stats) */
     struct tn_stats_server *st; /* this worker's counters of the server, or NULL */
 };
 

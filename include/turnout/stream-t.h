@@ -97,6 +97,7 @@ struct tn_attempt {
     int backend, server; /* plan indexes (names come from the stream's plan) */
     int status;          /* final response status, 0 before one */
     enum tn_attempt_error err;
+    const char *why;     /* static detail of err ("tls_verify_failed", ...), or NULL */
     int reused;          /* a pooled keep-alive connection carried it */
     int stale;           /* that connection had been closed by the server: retried */
     uint64_t start_us, connected_us, first_byte_us; /* 0 when it did not happen */
@@ -138,6 +139,8 @@ struct tn_stream {
     struct tn_arena arena;
     struct tn_msg req;                /* strings and fields in the arena */
     const char *scheme;               /* "http" or "https" for X-Forwarded-Proto */
+    const char *proto;                /* the client's protocol, set by the codec: "HTTP/1.0",
+                                       * "HTTP/1.1" or "HTTP/2" (static; NULL: unknown) */
     char client_ip[INET6_ADDRSTRLEN];
     struct tn_decision dec;
     struct tn_attempt att[TN_STREAM_MAX_ATTEMPTS];

@@ -14,8 +14,10 @@
 #include "turnout/common.h"
 #include "turnout/conf-yaml.h"
 #include "turnout/conf.h"
+#include "turnout/log.h"
 #include "turnout/stats.h"
 #include "turnout/tls.h"
+#include "turnout/tlsclient.h"
 #include "turnout/module.h"
 
 #define MAX_FILE_SIZE (16u << 20) /* a configuration or device catalog larger is a mistake */
@@ -490,6 +492,44 @@ static int parse_health(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
     return TN_OK;
 }
 
+/* A server name for SNI and verification: a DNS name (letters, digits,
+ * hyphens, dots), lower-cased. */
+static const char *check_server_name(char *s)
+{
+    static const char what[] = "a DNS name like api.example.com";
+    size_t n = strlen(s);
+    char *p;
+
+    if (n > 253 || s[0] == '.' || s[0] == '-' || s[n - 1] == '.')
+        return what;
+    for (p = s; *p; p++) {
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+        else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+            return what;
+    }
+    return NULL;
+}
+
+static const struct tn_conf_key upstream_tls_keys[] = {
+    KEY("ca", TN_CONF_STRING, struct tn_conf_upstream_tls, ca),
+    KCHK("server_name", TN_CONF_STRING, struct tn_conf_upstream_tls, server_name,
+         check_server_name),
+    KEY("verify", TN_CONF_BOOL, struct tn_conf_upstream_tls, verify),
+    KEND,
+};
+
+/* tls: of a backend; checked and built by resolve_backend_tls(). */
+static int parse_upstream_tls(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
+{
+    struct tn_conf_upstream_tls *t = field;
+
+    t->enabled = 1;
+    t->verify = 1;
+    t->mark = tn_conf_mark_of(n);
+    return tn_conf_walk(cx, n, "tls", upstream_tls_keys, t, NULL);
+}
+
 static const struct tn_conf_key backend_keys[] = {
     {.name = "servers",
      .type = TN_CONF_FUNC,
@@ -498,6 +538,7 @@ static const struct tn_conf_key backend_keys[] = {
      .flags = TN_CONF_K_REQUIRED},
     KFN("health_check", struct tn_conf_backend, health, parse_health),
     KMAP("passive", struct tn_conf_backend, passive, passive_keys),
+    KFN("tls", struct tn_conf_backend, tls, parse_upstream_tls),
     KEND,
 };
 
@@ -539,6 +580,18 @@ static int parse_backends(struct tn_conf_ctx *cx, yaml_node_t *n, void *field)
             .failures = 5, .eject_ms = 10000, .max_eject_ms = 300000};
         c->nbackends++;
         tn_conf_walk(cx, tn_conf_map_value(cx, n, i), "backend", backend_keys, b, NULL);
+        if (b->tls.enabled) { /* errors about tls: point at the key */
+            yaml_node_t *bn = tn_conf_map_value(cx, n, i);
+            size_t k;
+
+            for (k = 0; bn->type == YAML_MAPPING_NODE && k < tn_conf_map_len(bn); k++) {
+                yaml_node_t *key = tn_conf_map_key(cx, bn, k);
+
+                if (key->type == YAML_SCALAR_NODE &&
+                    !strcmp((const char *)key->data.scalar.value, "tls"))
+                    b->tls.mark = tn_conf_mark_of(key);
+            }
+        }
     }
     return TN_OK;
 }
@@ -1120,6 +1173,39 @@ static void resolve_routes(struct loader *L)
     }
 }
 
+/* Checks each backend's tls: and builds its client context (second pass:
+ * the CA file's errors come with OpenSSL's reason at the tls key). */
+static void resolve_backend_tls(struct tn_conf_ctx *cx, struct tn_conf *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->nbackends; i++) {
+        struct tn_conf_upstream_tls *t = &c->backends[i].tls;
+        char why[512];
+
+        if (!t->enabled)
+            continue;
+        if (t->verify && !t->server_name) {
+            tn_conf_err_mark(cx, t->mark,
+                             "expected server_name in tls of backend %s (the name sent and "
+                             "verified), or verify: false to encrypt without verifying",
+                             c->backends[i].name);
+            continue;
+        }
+        if (cx->nerrors)
+            continue;
+        if (!(t->ctx = tn_tlsclient_new(t, c->file, why, sizeof(why)))) {
+            tn_conf_err_mark(cx, t->mark, "tls of backend %s: %s", c->backends[i].name, why);
+            continue;
+        }
+        if (!t->verify)
+            tn_log(TN_LOG_WARN,
+                   "%s:%u:%u: backend %s: tls verify is false: its servers' certificates are "
+                   "not checked (encryption without authentication)",
+                   cx->file, t->mark.line, t->mark.col, c->backends[i].name);
+    }
+}
+
 static void resolve(struct loader *L)
 {
     struct tn_conf_ctx *cx = &L->cx;
@@ -1151,6 +1237,7 @@ static void resolve(struct loader *L)
         if (!(l->tls = tn_tls_new(l, c->file, &bad, why, sizeof(why))))
             tn_conf_err_mark(cx, l->certs[bad].mark, "certificates: %s", why);
     }
+    resolve_backend_tls(cx, c);
 }
 
 /* ---- loading ---- */
@@ -1270,6 +1357,9 @@ static void free_backends(struct tn_conf *c)
             free_addr(&b->servers[j].addr);
         }
         free(b->servers);
+        free(b->tls.ca);
+        free(b->tls.server_name);
+        tn_tlsclient_free(b->tls.ctx);
         free(b->health.path);
         free(b->health.expect);
         free(b->name);

@@ -266,6 +266,8 @@ static void add_attempts(struct evbuffer *b, const struct tn_stream *s, const st
         else
             evbuffer_add(b, ",\"status\":null", 14);
         add_field(b, "error", err, err ? strlen(err) : 0);
+        if (a->why) /* only on failed attempts: "why":"tls_verify_failed" */
+            add_field(b, "why", a->why, strlen(a->why));
         if (a->reused)
             evbuffer_add(b, ",\"connect_ms\":null", 18);
         else
@@ -341,6 +343,7 @@ static void format_line(struct evbuffer *b, const struct tn_stream *s)
     add_field(b, "client", s->client_ip, strlen(s->client_ip));
     add_field(b, "method", s->req.method_str, s->req.method_len);
     add_field(b, "path", s->req.target, s->req.target_len);
+    add_field(b, "proto", s->proto, s->proto ? strlen(s->proto) : 0);
     evbuffer_add_printf(b,
                         ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
                         "\"duration_ms\":%.3f",

@@ -28,6 +28,7 @@
 #include "turnout/route.h"
 #include "turnout/stats.h"
 #include "turnout/stream.h"
+#include "turnout/tlsclient.h"
 #include "turnout/worker.h"
 
 static const struct timeval *common_tv(struct event_base *base, uint32_t ms)
@@ -81,7 +82,8 @@ static struct tn_wplan *wplan_new(struct tn_worker *w, struct tn_plan *plan)
         for (s = 0; s < be->nservers; s++) {
             const struct tn_conf_addr *a = &be->servers[s].addr;
 
-            wp->pools[b][s] = tn_pool_get(w, (const struct sockaddr *)&a->ss, a->len);
+            wp->pools[b][s] = tn_pool_get(w, (const struct sockaddr *)&a->ss, a->len,
+                                          be->tls.ctx ? tn_tlsclient_id(be->tls.ctx) : NULL);
             if (!wp->pools[b][s])
                 goto fail;
             /* a pool counts for the first server that uses its address */

@@ -79,7 +79,14 @@ static int write_head(struct tn_upstream *u, struct tn_stream *s, enum tn_body_k
     tn_sbuf_add(&b, s->client_ip, strlen(s->client_ip));
     TN_SBUF_LIT(&b, "\r\nX-Forwarded-Proto: ");
     tn_sbuf_add(&b, s->scheme, strlen(s->scheme));
-    TN_SBUF_LIT(&b, "\r\nVia: 1.1 turnout\r\n");
+    /* RFC 9110 7.6.3: the version the client sent the request with ("2",
+     * "1.0", "1.1"; a stream without a client: 1.1) */
+    TN_SBUF_LIT(&b, "\r\nVia: ");
+    if (s->proto)
+        tn_sbuf_add(&b, s->proto + 5, strlen(s->proto + 5));
+    else
+        TN_SBUF_LIT(&b, "1.1");
+    TN_SBUF_LIT(&b, " turnout\r\n");
     if (body == TN_BODY_LENGTH) {
         TN_SBUF_LIT(&b, "Content-Length: ");
         tn_sbuf_u64(&b, len);
@@ -303,15 +310,21 @@ static void on_event(struct tn_io *io, int what, void *arg)
     struct tn_upstream *u = arg;
 
     (void)io;
-    if (what & TN_IO_EV_CONNECTED) {
+    if ((what & TN_IO_EV_CONNECTED) && tn_upstream_start_tls(u))
+        return; /* TLS: connected once the handshake is done (TN_IO_EV_HANDSHAKE) */
+    if (what & (TN_IO_EV_CONNECTED | TN_IO_EV_HANDSHAKE)) {
         u->connected = 1;
+        tn_upstream_tls_done(u);
         u->state = (u->flags & TN_UP_F_REQ_SENT) ? TN_UPSTREAM_WAIT_HEAD : TN_UPSTREAM_SEND;
         tn_io_queue_flush(&u->io);
         tn_stream_up_connected(u->owner);
     } else if (what & TN_IO_EV_EOF) {
         on_eof(u);
     } else if (!u->connected) {
-        tn_stream_up_fail(u->owner, TN_ATTEMPT_E_CONNECT_ERROR, "connect_failed");
+        const char *why = "connect_failed";
+
+        tn_upstream_tls_failed(u, &why); /* a refused certificate, a failed handshake */
+        tn_stream_up_fail(u->owner, TN_ATTEMPT_E_CONNECT_ERROR, why);
     } else {
         tn_stream_up_fail(u->owner,
                           u->state == TN_UPSTREAM_BODY ? TN_ATTEMPT_E_CUT : TN_ATTEMPT_E_RESET,

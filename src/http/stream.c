@@ -477,7 +477,7 @@ static int start_attempt(struct tn_stream *s, int backend, int server, int fresh
     u = fresh ? NULL : tn_pool_take(pool);
     if (u)
         a->reused = 1;
-    else if (!(u = tn_upstream_connect(pool, &why)))
+    else if (!(u = tn_upstream_connect(pool, conf->backends[backend].tls.ctx, &why)))
         return attempt_failed(s, TN_ATTEMPT_E_CONNECT_ERROR, why);
     s->up = u;
     if (resend && kind != TN_BODY_NONE) { /* the kept body, decoded */
@@ -582,6 +582,7 @@ static int attempt_failed(struct tn_stream *s, enum tn_attempt_error err, const 
     int status = err == TN_ATTEMPT_E_TIMEOUT ? 504 : 502;
 
     a->err = err;
+    a->why = err != TN_ATTEMPT_E_NONE ? why : NULL;
     a->failed_us = tn_now_us();
     if (err == TN_ATTEMPT_E_CONNECT_ERROR || err == TN_ATTEMPT_E_CONNECT_TIMEOUT) {
         struct tn_pool *pool = s->wp->pools[a->backend][a->server];

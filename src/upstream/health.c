@@ -1,10 +1,14 @@
 /* Active health checks on the control thread's event_base. Each checked
  * server owns one timer and, while a check is in flight, one non-blocking
- * socket: connect, send a GET with Connection: close, read the status line,
- * hang up. Consecutive results move the server DOWN after `fall` failures
- * and UP after `rise` passes; each move is reported to the callback. */
+ * socket: connect, the TLS handshake for a backend with tls: (verified like
+ * its traffic, the last session resumed), send a GET with Connection:
+ * close, read the status line, hang up. Consecutive results move the server
+ * DOWN after `fall` failures and UP after `rise` passes; each move is
+ * reported to the callback. */
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 #include "turnout/health.h"
 #include "turnout/log.h"
 #include "turnout/route-t.h"
+#include "turnout/tlsclient.h"
 
 /* "HTTP/1.1 200" plus the byte after it: all of the answer we look at. */
 #define STATUS_LINE_MIN 13
@@ -24,10 +29,11 @@
     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: turnout-health\r\nConnection: close\r\n\r\n"
 
 #define HC_STATES(X)                                                                               \
-    X(IDLE)    /* between checks: the timer starts the next one */                                 \
-    X(CONNECT) /* connect() in progress; the timer is the check's deadline */                      \
-    X(SEND)    /* writing the request */                                                           \
-    X(READ)    /* request sent, reading the status line */
+    X(IDLE)      /* between checks: the timer starts the next one */                               \
+    X(CONNECT)   /* connect() in progress; the timer is the check's deadline */                    \
+    X(HANDSHAKE) /* TLS backends: the handshake */                                                 \
+    X(SEND)      /* writing the request */                                                         \
+    X(READ)      /* request sent, reading the status line */
 
 enum hc_state {
 #define TN_X_ENUM(s) HC_##s,
@@ -60,10 +66,15 @@ struct hc_server {
     size_t nexpect;
     char *req; /* the request, built once */
     size_t req_len;
+    struct tn_tlsclient *tls; /* a reference to the newest plan's context; NULL: plain */
+    char *tls_id;             /* its identity (compared on reload) */
+    SSL_SESSION *sess;        /* the last TLS session, resumed by the next check */
 
     struct event *timer; /* next check, or the deadline of the one in flight */
     struct event *io;    /* the check in flight: watches fd */
+    short io_what;       /* what io waits for */
     evutil_socket_t fd;  /* -1 when idle */
+    SSL *ssl;            /* the check in flight's TLS, or NULL */
     uint64_t started_ms;
     size_t sent;
     char buf[STATUS_LINE_MIN];
@@ -103,10 +114,16 @@ static uint32_t at_least_1(uint32_t v)
     return v ? v : 1;
 }
 
-static int same_settings(const struct hc_server *s, const struct tn_conf_health *hc,
-                         const struct tn_conf_server *sv)
+static const char *tls_id_of(const struct tn_conf_upstream_tls *t)
 {
-    return s->len == sv->addr.len && !memcmp(&s->ss, &sv->addr.ss, s->len) &&
+    return t && t->ctx ? tn_tlsclient_id(t->ctx) : "";
+}
+
+static int same_settings(const struct hc_server *s, const struct tn_conf_health *hc,
+                         const struct tn_conf_server *sv, const struct tn_conf_upstream_tls *t)
+{
+    return !strcmp(s->tls_id, tls_id_of(t)) && s->len == sv->addr.len &&
+           !memcmp(&s->ss, &sv->addr.ss, s->len) &&
            !strcmp(s->addr_text, sv->addr.text ? sv->addr.text : "") &&
            !strcmp(s->path, hc->path ? hc->path : "/") &&
            s->interval_ms == at_least_1(hc->interval_ms) &&
@@ -117,9 +134,11 @@ static int same_settings(const struct hc_server *s, const struct tn_conf_health 
 
 static struct hc_server *server_new(struct tn_health *h, uint32_t id,
                                     const struct tn_conf_health *hc,
-                                    const struct tn_conf_server *sv)
+                                    const struct tn_conf_server *sv,
+                                    const struct tn_conf_upstream_tls *t)
 {
     struct hc_server *s = tn_xcalloc(1, sizeof(*s));
+    const char *host;
     int n;
 
     s->h = h;
@@ -139,10 +158,18 @@ static struct hc_server *server_new(struct tn_health *h, uint32_t id,
         memcpy(s->expect, hc->expect, hc->nexpect * sizeof(*s->expect));
         s->nexpect = hc->nexpect;
     }
-    n = snprintf(NULL, 0, REQ_FMT, s->path, s->addr_text);
+    s->tls_id = tn_xstrdup(tls_id_of(t));
+    if (t && t->ctx) {
+        s->tls = t->ctx;
+        tn_tlsclient_ref(s->tls);
+    }
+    /* the name the server's certificate is for, else the address */
+    host = s->tls && tn_tlsclient_server_name(s->tls) ? tn_tlsclient_server_name(s->tls)
+                                                      : s->addr_text;
+    n = snprintf(NULL, 0, REQ_FMT, s->path, host);
     TN_BUG_ON(n <= 0);
     s->req = tn_xmalloc((size_t)n + 1);
-    snprintf(s->req, (size_t)n + 1, REQ_FMT, s->path, s->addr_text);
+    snprintf(s->req, (size_t)n + 1, REQ_FMT, s->path, host);
     s->req_len = (size_t)n;
     s->timer = evtimer_new(h->base, on_timer, s);
     if (!s->timer) {
@@ -156,8 +183,9 @@ static struct hc_server *server_new(struct tn_health *h, uint32_t id,
 
 static void set_state(struct hc_server *s, enum hc_state to)
 {
-    /* a check only moves forward, and any step may end it */
-    TN_BUG_ON(to != HC_IDLE && to != s->state + 1);
+    /* a check only moves forward (a plain one skips HANDSHAKE), and any
+     * step may end it */
+    TN_BUG_ON(to != HC_IDLE && to != s->state + 1 && !(s->state == HC_CONNECT && to == HC_SEND));
     tn_log(TN_LOG_DEBUG, "health: server %u %s -> %s", (unsigned)s->id, hc_state_names[s->state],
            hc_state_names[to]);
     s->state = to;
@@ -169,6 +197,13 @@ static void check_stop(struct hc_server *s)
     if (s->io) {
         event_free(s->io);
         s->io = NULL;
+    }
+    if (s->ssl) {
+        if (SSL_is_init_finished(s->ssl))
+            SSL_shutdown(s->ssl); /* close_notify, best effort: the socket closes */
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+        ERR_clear_error();
     }
     if (s->fd >= 0) {
         evutil_closesocket(s->fd);
@@ -186,6 +221,9 @@ static void server_free(struct hc_server *s)
     free(s->path);
     free(s->expect);
     free(s->req);
+    tn_tlsclient_unref(s->tls);
+    free(s->tls_id);
+    tn_tlsclient_session_free(s->sess);
     free(s);
 }
 
@@ -271,8 +309,11 @@ __attribute__((format(printf, 2, 3))) static void check_fail(struct hc_server *s
 /* Watches the socket for what (EV_READ or EV_WRITE) from now on. */
 static int io_wait(struct hc_server *s, short what)
 {
+    if (s->io && s->io_what == what)
+        return TN_OK;
     if (s->io)
         event_free(s->io);
+    s->io_what = what;
     s->io = event_new(s->h->base, s->fd, what | EV_PERSIST, on_io, s);
     if (!s->io || event_add(s->io, NULL) != 0) {
         check_fail(s, "cannot watch the socket");
@@ -321,11 +362,87 @@ static int parse_status(const char *p, size_t n, int *status)
     return TN_OK;
 }
 
+/* A TLS call that returned r <= 0: TN_AGAIN (waiting for the socket, the
+ * event switched to what OpenSSL wants), 0 for the peer's end, else TN_ERR
+ * after failing the check. */
+static int tls_wait(struct hc_server *s, int r, const char *what)
+{
+    int e = SSL_get_error(s->ssl, r), err = errno;
+
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return io_wait(s, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE) == TN_OK ? TN_AGAIN
+                                                                                  : TN_ERR;
+    if (s->state == HC_READ && (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && !err)))
+        return 0;
+    if (s->state == HC_HANDSHAKE) {
+        char detail[sizeof(s->last) - 8];
+
+        tn_tlsclient_failure(s->ssl, e == SSL_ERROR_SYSCALL && err ? err : EPROTO, detail,
+                             sizeof(detail));
+        check_fail(s, "tls %s", detail);
+    } else {
+        check_fail(s, "tls %s: %s", what,
+                   e == SSL_ERROR_SYSCALL && err ? strerror(err) : "protocol error");
+    }
+    return TN_ERR;
+}
+
+static void send_request(struct hc_server *s);
+
+/* The TLS handshake's next step; the request goes out once it is done. */
+static void handshake(struct hc_server *s)
+{
+    int r;
+
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_do_handshake(s->ssl);
+    if (r != 1) {
+        (void)tls_wait(s, r, "handshake");
+        return;
+    }
+    set_state(s, HC_SEND);
+    send_request(s);
+}
+
+/* Writes what the socket takes of the request; then waits for the answer. */
+static void send_request(struct hc_server *s)
+{
+    ssize_t n;
+
+    if (s->ssl) {
+        int r;
+
+        ERR_clear_error();
+        errno = 0;
+        r = SSL_write(s->ssl, s->req + s->sent, (int)(s->req_len - s->sent));
+        if (r <= 0) {
+            (void)tls_wait(s, r, "write");
+            return;
+        }
+        n = r;
+    } else {
+        n = send(s->fd, s->req + s->sent, s->req_len - s->sent, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                check_fail(s, "send: %s", strerror(errno));
+            return;
+        }
+    }
+    s->sent += (size_t)n;
+    if (s->sent < s->req_len) {
+        (void)io_wait(s, EV_WRITE);
+        return;
+    }
+    set_state(s, HC_READ);
+    (void)io_wait(s, EV_READ);
+}
+
 static void on_writable(struct hc_server *s)
 {
     int err = 0;
     socklen_t elen = sizeof(err);
-    ssize_t n;
 
     if (s->state == HC_CONNECT) {
         if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
@@ -334,32 +451,57 @@ static void on_writable(struct hc_server *s)
             check_fail(s, "connect: %s", strerror(err));
             return;
         }
+        if (s->tls) {
+            s->ssl = tn_tlsclient_ssl(s->tls, &s->sess);
+            if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1) {
+                ERR_clear_error();
+                check_fail(s, "tls: out of memory");
+                return;
+            }
+            SSL_set_connect_state(s->ssl);
+            set_state(s, HC_HANDSHAKE);
+            handshake(s);
+            return;
+        }
         set_state(s, HC_SEND);
     }
-    n = send(s->fd, s->req + s->sent, s->req_len - s->sent, MSG_NOSIGNAL);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            check_fail(s, "send: %s", strerror(errno));
-        return;
+    send_request(s);
+}
+
+/* Reads up to n bytes of the answer into p: the count, 0 at its end, -1
+ * while waiting, or -2 when the check already failed. */
+static ssize_t read_answer(struct hc_server *s, char *p, size_t n)
+{
+    ssize_t got;
+    int r;
+
+    if (!s->ssl) {
+        got = recv(s->fd, p, n, 0);
+        if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            check_fail(s, "recv: %s", strerror(errno));
+            return -2;
+        }
+        return got;
     }
-    s->sent += (size_t)n;
-    if (s->sent < s->req_len)
-        return;
-    set_state(s, HC_READ);
-    (void)io_wait(s, EV_READ);
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_read(s->ssl, p, (int)n);
+    if (r > 0) {
+        (void)io_wait(s, EV_READ); /* after a WANT_WRITE */
+        return r;
+    }
+    r = tls_wait(s, r, "read");
+    return r == TN_AGAIN ? -1 : r == 0 ? 0 : -2;
 }
 
 static void on_readable(struct hc_server *s)
 {
-    ssize_t n = recv(s->fd, s->buf + s->got, sizeof(s->buf) - s->got, 0);
+    ssize_t n = read_answer(s, s->buf + s->got, sizeof(s->buf) - s->got);
     int status = 0;
     int rc;
 
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            check_fail(s, "recv: %s", strerror(errno));
+    if (n < 0)
         return;
-    }
     s->got += (size_t)n;
     rc = parse_status(s->buf, s->got, &status);
     if (rc == TN_OK)
@@ -382,6 +524,9 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     case HC_CONNECT:
     case HC_SEND:
         on_writable(s);
+        break;
+    case HC_HANDSHAKE:
+        handshake(s);
         break;
     case HC_READ:
         on_readable(s);
@@ -492,7 +637,7 @@ void tn_health_configure(struct tn_health *h, const struct tn_plan *plan)
             id = plan->server_ids[b][i];
             grow(h, id);
             s = h->by_id[id];
-            if (s && !same_settings(s, &be->health, &be->servers[i])) {
+            if (s && !same_settings(s, &be->health, &be->servers[i], &be->tls)) {
                 /* a different check: starts over, UP */
                 if (s->health == TN_HEALTH_DOWN)
                     notice_add(h, id, TN_HEALTH_UP, "health check changed");
@@ -500,8 +645,13 @@ void tn_health_configure(struct tn_health *h, const struct tn_plan *plan)
                 s = NULL;
             }
             if (!s) {
-                s = h->by_id[id] = server_new(h, id, &be->health, &be->servers[i]);
+                s = h->by_id[id] = server_new(h, id, &be->health, &be->servers[i], &be->tls);
                 schedule(s, 0);
+            } else if (s->tls != be->tls.ctx) {
+                /* the same identity: hold the newest plan's context */
+                tn_tlsclient_ref(be->tls.ctx);
+                tn_tlsclient_unref(s->tls);
+                s->tls = be->tls.ctx;
             }
             s->gen = h->gen;
         }

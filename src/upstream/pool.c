@@ -1,14 +1,17 @@
 /* Upstream connections and per-worker pools. A pool keeps idle keep-alive
- * connections to one server address, most recently used first; while idle a
- * connection is watched for the server closing it or sending stray bytes
- * (both close it), and a once-a-second sweep closes the ones idle longer
- * than upstream_idle (oldest at the tail). */
+ * connections to one server address (plain, or TLS with one identity),
+ * most recently used first; while idle a connection is watched for the
+ * server closing it or sending stray bytes (both close it), and a
+ * once-a-second sweep closes the ones idle longer than upstream_idle
+ * (oldest at the tail). A TLS connection starts its handshake when TCP
+ * connects, offering the pool's last session for resumption. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include "turnout/log.h"
 #include "turnout/pool.h"
 #include "turnout/stats.h"
+#include "turnout/tlsclient.h"
 #include "turnout/worker.h"
 
 #define POOL_MAX_IDLE 1024
@@ -39,16 +43,27 @@ static void addr_name(const struct sockaddr *sa, char *out, size_t n)
     }
 }
 
-struct tn_pool *tn_pool_get(struct tn_worker *w, const struct sockaddr *sa, socklen_t len)
+static int same_tls(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+struct tn_pool *tn_pool_get(struct tn_worker *w, const struct sockaddr *sa, socklen_t len,
+                            const char *tls_id)
 {
     struct tn_pool **grown, *p;
     size_t i;
 
     for (i = 0; i < w->npools; i++)
-        if (w->pools[i]->len == len && !memcmp(&w->pools[i]->ss, sa, len))
+        if (w->pools[i]->len == len && !memcmp(&w->pools[i]->ss, sa, len) &&
+            same_tls(w->pools[i]->tls_id, tls_id))
             return w->pools[i];
     p = calloc(1, sizeof(*p));
     grown = realloc(w->pools, (w->npools + 1) * sizeof(*grown));
+    if (p && tls_id && !(p->tls_id = strdup(tls_id))) {
+        free(p);
+        p = NULL;
+    }
     if (!p || !grown) {
         free(p);
         if (grown)
@@ -114,11 +129,13 @@ struct tn_upstream *tn_pool_take(struct tn_pool *p)
     return u;
 }
 
-struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
+struct tn_upstream *tn_upstream_connect(struct tn_pool *p, struct tn_tlsclient *tls,
+                                        const char **why)
 {
     struct tn_upstream *u;
     int fd, one = 1;
 
+    TN_BUG_ON(!p->tls_id != !tls);
     fd = socket(p->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *why = "socket_failed";
@@ -133,13 +150,21 @@ struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
     }
     u->pool = p;
     u->state = TN_UPSTREAM_CONNECTING;
+    if (tls && !(u->tls = tn_tlsclient_ssl(tls, &p->tls_sess))) {
+        close(fd);
+        free(u);
+        *why = "out_of_memory";
+        return NULL;
+    }
     if (connect(fd, (struct sockaddr *)&p->ss, p->len) < 0 && errno != EINPROGRESS) {
         close(fd);
+        SSL_free(u->tls);
         free(u);
         *why = "connect_failed";
         return NULL;
     }
     if (tn_io_init(&u->io, p->w->base, &p->w->ioq, fd, 1) != TN_OK) {
+        SSL_free(u->tls);
         free(u);
         *why = "out_of_memory";
         return NULL;
@@ -151,6 +176,39 @@ struct tn_upstream *tn_upstream_connect(struct tn_pool *p, const char **why)
     return u;
 }
 
+int tn_upstream_start_tls(struct tn_upstream *u)
+{
+    struct ssl_st *ssl = u->tls;
+
+    if (!ssl)
+        return 0;
+    u->tls = NULL; /* the transport owns it from now on */
+    tn_io_read(&u->io, 1);
+    tn_io_start_tls(&u->io, ssl, 0);
+    return 1;
+}
+
+void tn_upstream_tls_done(struct tn_upstream *u)
+{
+    u->pool->tls_failing = 0;
+}
+
+int tn_upstream_tls_failed(struct tn_upstream *u, const char **why)
+{
+    struct tn_pool *p = u->pool;
+    char detail[256];
+
+    if (!u->io.ssl || !(u->io.flags & TN_IO_F_HANDSHAKE))
+        return 0;
+    *why = tn_tlsclient_failure(u->io.ssl, u->io.err, detail, sizeof(detail));
+    if (!p->tls_failing) {
+        p->tls_failing = 1;
+        tn_log(TN_LOG_WARN, "upstream %s: TLS %s (logged once until a handshake succeeds)", p->name,
+               detail);
+    }
+    return 1;
+}
+
 void tn_pool_put(struct tn_upstream *u)
 {
     struct tn_pool *p = u->pool;
@@ -159,8 +217,7 @@ void tn_pool_put(struct tn_upstream *u)
     p->nbusy--;
     gauges(p);
     u->owner = NULL;
-    if (w->draining || p->nidle >= POOL_MAX_IDLE ||
-        evbuffer_get_length(u->io.in) ||
+    if (w->draining || p->nidle >= POOL_MAX_IDLE || evbuffer_get_length(u->io.in) ||
         evbuffer_get_length(u->io.out) || (u->io.flags & (TN_IO_F_EOF | TN_IO_F_FAILED))) {
         tn_upstream_free(u);
         return;
@@ -183,6 +240,8 @@ void tn_upstream_free(struct tn_upstream *u)
     /* the socket closes now; the memory goes when the current callback
      * returns (tn_pool_reap), as a callback of u may be on the stack */
     tn_io_deinit(&u->io);
+    SSL_free(u->tls); /* TCP never connected: TLS did not start */
+    u->tls = NULL;
     u->owner = NULL;
     TAILQ_INSERT_TAIL(&u->pool->w->dead_upstreams, u, link);
 }
@@ -248,8 +307,11 @@ void tn_pool_free_all(struct tn_worker *w)
 
     tn_pool_close_idle(w);
     tn_pool_reap(w);
-    for (i = 0; i < w->npools; i++)
+    for (i = 0; i < w->npools; i++) {
+        tn_tlsclient_session_free(w->pools[i]->tls_sess);
+        free(w->pools[i]->tls_id);
         free(w->pools[i]);
+    }
     free(w->pools);
     w->pools = NULL;
     w->npools = 0;

@@ -63,9 +63,10 @@ START_TEST(example_loads)
     ck_assert_msg(c != NULL, "%s", err ? err : "");
     ck_assert_ptr_null(err);
     ck_assert_uint_eq(c->workers, 0);
-    ck_assert_uint_eq(c->nlistens, 2);
+    ck_assert_uint_eq(c->nlistens, 3);
     ck_assert_str_eq(c->listens[0].addr.text, "0.0.0.0:8080");
     ck_assert_int_eq(c->listens[1].addr.ss.ss_family, AF_INET6);
+    ck_assert_ptr_nonnull(c->listens[2].tls); /* the demo's pair, beside the file */
     ck_assert_str_eq(c->access_log, "stdout");
     ck_assert_uint_eq(c->nbackends, 2);
     ck_assert_str_eq(c->backends[0].name, "legacy");

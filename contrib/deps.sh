@@ -23,7 +23,7 @@ TN_PKGS_TEST="python3 python3-pytest python3-h2 python3-redis python3-xxhash pyt
 
 # To run the demo (quickstart.sh): the two demo platforms are nginx; jq reads
 # the access log.
-TN_PKGS_DEMO="nginx-light|nginx-core|nginx-full|nginx-extras redis-server socat libmaxmind-db-writer-perl curl ca-certificates procps jq openssl"
+TN_PKGS_DEMO="nginx-light|nginx-core|nginx-full|nginx-extras redis-server socat libmaxmind-db-writer-perl curl ca-certificates procps jq openssl nghttp2-client"
 
 # To run the benchmark (bench/run.sh, peers.sh): the peers, the load
 # generator, ss (iproute2) and taskset (util-linux).

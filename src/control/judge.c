@@ -22,12 +22,17 @@
 #include "turnout/stats.h"
 
 #define TICK_PHASE_MS 300 /* after the second: late requests of it are counted */
+/* A run of bad windows expires after this many windows (or seconds, the
+ * longer) without a new bad one. */
+#define RUN_EXPIRY_WINDOWS 10
+#define RUN_EXPIRY_S 300
 
 /* One route's judging, by route id. */
 struct judge_route {
     struct tn_judge_window hist[TN_JUDGE_HISTORY]; /* ring, newest at head - 1 */
     size_t nhist, head;
     int64_t last_end;   /* the end of the last window judged */
+    int64_t last_bad_end; /* the end of the last bad window */
     uint32_t bad_run;   /* consecutive bad windows */
     uint64_t verdicts[TN_VERDICT_COUNT];
     uint64_t rollbacks;     /* this node's */
@@ -189,8 +194,6 @@ static void judge_route(struct tn_judge *jd, size_t i, int64_t now)
 
     if (!jr || end <= jr->last_end)
         return;
-    if (jr->last_end && end - jr->last_end > w) /* the loop stalled: judge only the last */
-        jr->bad_run = 0;
     jr->last_end = end;
     win = &jr->hist[jr->head];
     jr->head = (jr->head + 1) % TN_JUDGE_HISTORY;
@@ -203,7 +206,17 @@ static void judge_route(struct tn_judge *jd, size_t i, int64_t now)
     sum_side(c, id, 1, win->start, win->end, &win->to);
     tn_judge_window(cfg, &win->from, &win->to, &win->j);
     jr->verdicts[win->j.verdict]++;
-    jr->bad_run = win->j.verdict == TN_VERDICT_BAD ? jr->bad_run + 1 : 0;
+    /* an inconclusive window is no verdict: it neither extends nor breaks a
+     * run, unless the run's last bad window is old (the evidence expired) */
+    if (win->j.verdict == TN_VERDICT_BAD) {
+        jr->bad_run++;
+        jr->last_bad_end = end;
+    } else if (win->j.verdict == TN_VERDICT_GOOD ||
+               end - jr->last_bad_end > (RUN_EXPIRY_WINDOWS * w > RUN_EXPIRY_S
+                                             ? RUN_EXPIRY_WINDOWS * w
+                                             : RUN_EXPIRY_S)) {
+        jr->bad_run = 0;
+    }
     if (jr->bad_run < cfg->windows)
         return;
     jr->bad_run = 0;

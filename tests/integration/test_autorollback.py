@@ -44,7 +44,7 @@ def auto(**kw):
 
 
 def start_nodes(turnout_factory, short_dir, redis, legacy, new, auto_cfg, percent=50, n=2,
-                access_log="off"):
+                access_log="off", passive=False):
     nodes = []
     for i in range(n):
         name = "node-%c" % (ord("a") + i)
@@ -59,7 +59,8 @@ def start_nodes(turnout_factory, short_dir, redis, legacy, new, auto_cfg, percen
                    "redis": {"address": redis.address, "namespace": NS, "resync": "1s"},
                    "rollback": {"budget": dict(NO_BUDGET), "auto": auto_cfg}})
         for b in t.cfg["backends"].values():
-            b["passive"] = {"failures": 0}  # the judge, not ejection, is under test
+            if not passive:
+                b["passive"] = {"failures": 0}  # the judge, not ejection, is under test
         t.write_config(t.cfg)
         t.start()
         t.sock, t.http = sock, port
@@ -452,3 +453,27 @@ def harness_time(rec):
     import datetime
     return datetime.datetime.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_rollback_with_passive_ejection_on(turnout_factory, short_dir, redis_factory,
+                                           backend_factory, flaky):
+    """Passive health's defaults (5 consecutive 5xx eject new for 10 s, then
+    longer) take new out again and again; the windows of those pauses are
+    inconclusive, and the bad windows between them still add up to the
+    judge's rollback."""
+    r = redis_factory()
+    legacy = backend_factory(name="legacy")
+    new = flaky("new")
+    a, b = start_nodes(turnout_factory, short_dir, r, legacy, new, auto(), passive=True)
+    load = Load([a, b])
+    try:
+        wait_conclusive(a, 1)
+        new.set_faults(fail_ratio=0.3)
+        for t in (a, b):
+            wait_percent(t.sock, "default", 0, timeout=90, source="auto-rollback")
+    finally:
+        log = load.stop()
+    assert not [x for x in log if x[4] != 200]
+    w = windows(a) + windows(b)
+    assert sum(x["verdict"] == "bad" for x in w) >= 2
+    assert len(rollback_events(r)) == 1

@@ -110,9 +110,13 @@ static int apply_route(struct tn_ctl *c, size_t i, const struct tn_redis_snapsho
                                ? TN_SOURCE_AUTO_ROLLBACK
                                : TN_SOURCE_REDIS;
 
-        if (cr->set && cr->percent_x100 == x100 && cr->source == s)
-            return 0;
-        if (cr->set && cr->percent_x100 == x100) { /* only where it came from */
+        if (cr->set && cr->percent_x100 == x100) {
+            /* the same percent (our own write read back, or another node's
+             * equal one): keep our source, unless auto-rollback is on
+             * either side of it */
+            if (cr->source == s ||
+                (s != TN_SOURCE_AUTO_ROLLBACK && cr->source != TN_SOURCE_AUTO_ROLLBACK))
+                return 0;
             cr->source = (uint8_t)s;
             return 1;
         }

@@ -32,7 +32,8 @@
 #
 # Environment: every peers.sh variable passes through (DURATION, REPS, CONNS,
 # NEW_PERCENT, ...; see peers.sh --help); BODIES, WRK_SCRIPT, NEW_PERCENT, H2
-# and ROWS are the get job's. PEERS [haproxy nginx turnout]: the turnout rows
+# (HTTP/2 over TLS rows, h2load), TLS (HTTP/1.1 over TLS rows, wrk) and ROWS
+# are the get job's; the post and classify jobs run without H2 and TLS rows. PEERS [haproxy nginx turnout]: the turnout rows
 # (and turnout-norb) run only when "turnout" is in the list. RESULTS_DIR
 # [results/ here] where latest.tsv and latest.txt go. TURNOUT_BIN: run this
 # turnout binary instead of building build/turnout. JOBS [get post classify]:
@@ -243,8 +244,8 @@ start_s=$(date +%s)
 for j in $JOBS; do
     st=0
     if [ "$j" = get ]; then
-        BODIES=${BODIES:-1k 64k} WRK_SCRIPT=${WRK_SCRIPT:-vary-user.lua} RESULTS=$WORK/$j.tsv \
-            "$HERE/peers.sh" >"$WORK/$j.out" || st=$?
+        BODIES=${BODIES:-1k 64k} WRK_SCRIPT=${WRK_SCRIPT:-vary-user.lua} H2=${H2:-0} TLS=${TLS:-0} \
+            RESULTS=$WORK/$j.tsv "$HERE/peers.sh" >"$WORK/$j.out" || st=$?
     elif [ "$j" = classify ]; then
         rows=${CLASSIFY_ROWS:-}
         if [ -z "$rows" ]; then
@@ -255,13 +256,13 @@ for j in $JOBS; do
         fi
         [ -n "${rows// /}" ] || { tn_say "run.sh: the classify job needs haproxy or turnout in PEERS"; exit 2; }
         penv=(ROWS="$rows" THREADS="$CLASSIFY_THREADS" BODIES="$CLASSIFY_BODY" WRK_SCRIPT="$CLASSIFY_SCRIPT"
-            NEW_PERCENT="$CLASSIFY_PERCENT" H2=0 HAPROXY_CONF_IN="$WORK/haproxy-classify.cfg.in"
+            NEW_PERCENT="$CLASSIFY_PERCENT" H2=0 TLS=0 HAPROXY_CONF_IN="$WORK/haproxy-classify.cfg.in"
             RESULTS="$WORK/$j.tsv")
         [ "$with_turnout" = 1 ] && penv+=(TURNOUT_CONF_IN="$WORK/turnout-classify.yaml.in"
             TURNOUT_VARIANTS="$ONE=${TURNOUT_CONF_IN:-$HERE/turnout.yaml.in}")
         env "${penv[@]}" "$HERE/peers.sh" >"$WORK/$j.out" || st=$?
     else
-        penv=(-u ROWS BODIES=post WRK_SCRIPT="$POST_SCRIPT" NEW_PERCENT="$POST_PERCENT" H2=0
+        penv=(-u ROWS BODIES=post WRK_SCRIPT="$POST_SCRIPT" NEW_PERCENT="$POST_PERCENT" H2=0 TLS=0
             RESULTS="$WORK/$j.tsv")
         [ -n "${POST_ROWS:-}" ] && penv+=(ROWS="$POST_ROWS")
         [ "$with_turnout" = 1 ] && penv+=(TURNOUT_VARIANTS="$NORB=$WORK/$NORB.yaml.in")

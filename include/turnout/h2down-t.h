@@ -11,6 +11,7 @@
 
 #include "turnout/msg-t.h"
 
+struct event;
 struct evbuffer;
 struct nghttp2_session;
 struct tn_client;
@@ -67,12 +68,17 @@ struct tn_h2_bucket {
 #define TN_H2_F_SENDING 0x0080   /* inside nghttp2_session_send */
 #define TN_H2_F_CALM 0x0100      /* a flood budget ran out: GOAWAY ENHANCE_YOUR_CALM */
 #define TN_H2_F_BROKEN 0x0200    /* the session failed: nothing more is sent from it */
+#define TN_H2_F_QUEUED 0x0400    /* send_ev is active: frames go out after the ready events */
 
 /* The HTTP/2 state of one client connection (c->h2). */
 struct tn_h2down {
     struct tn_client *c;
     struct nghttp2_session *sess;
     uint32_t flags; /* TN_H2_F_* */
+    /* made active when a response submits frames: the responses of the
+     * other streams that libevent made ready in the same loop run first,
+     * then one nghttp2_session_send and one write (one TLS record) for all */
+    struct event *send_ev;
     struct tn_h2s_list streams, dead;
     uint32_t nopen; /* streams nghttp2 has open */
     /* the header block being decoded (one at a time per connection) */

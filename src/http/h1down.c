@@ -335,6 +335,7 @@ static void start_stream(struct tn_client *c, struct tn_h1_req *r, const char *p
         return;
     }
     s->bytes_in = head_len;
+    s->proto = r->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
     c->stream = s;
     memset(&m, 0, sizeof(m));
     m.method = r->method;

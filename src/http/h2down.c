@@ -38,6 +38,7 @@
 #define RESET_BURST 200.0 /* RST_STREAM frames from the client */
 #define RESET_RATE 33.0
 #define MAX_NV_EXTRA 8 /* response fields we add: :status, via, date, content-length */
+#define NV_STACK 48    /* response heads up to this many fields are built on the stack */
 
 static const struct timeval zero_tv = {0, 0};
 
@@ -151,6 +152,7 @@ static void h2_send(struct tn_h2down *hc)
     }
     if (hc->flags & (TN_H2_F_CLOSED | TN_H2_F_BROKEN))
         return;
+    hc->flags &= ~TN_H2_F_QUEUED;
     hc->flags |= TN_H2_F_SENDING;
     do {
         hc->flags &= ~TN_H2_F_WANT_SEND;
@@ -209,6 +211,37 @@ static void settle(struct tn_h2down *hc, const char *why)
     reap(hc);
 }
 
+/* Frames a response submitted go out once the callbacks libevent already
+ * made ready have run (send_ev joins the tail of its active queue): the
+ * responses of this connection's other streams that came in the same
+ * loop iteration then share one nghttp2_session_send, one write and one
+ * TLS record. Inside nghttp2's calls h2_send only notes it, as before. */
+static void send_later(struct tn_h2down *hc)
+{
+    if (hc->flags & (TN_H2_F_BUSY_RECV | TN_H2_F_SENDING)) {
+        hc->flags |= TN_H2_F_WANT_SEND;
+        return;
+    }
+    if (hc->flags & TN_H2_F_QUEUED)
+        return;
+    hc->flags |= TN_H2_F_QUEUED;
+    event_active(hc->send_ev, EV_WRITE, 1);
+}
+
+static void on_send_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct tn_h2down *hc = arg;
+    struct tn_ioq *q = hc->c->io.q; /* the settle below may free hc */
+
+    (void)fd;
+    (void)what;
+    if (!(hc->flags & TN_H2_F_QUEUED))
+        return; /* an h2_send came first and sent it all */
+    h2_send(hc);
+    settle(hc, "h2_goaway");
+    tn_ioq_settle(q);
+}
+
 /* ---- the response (the stream's calls) ---- */
 
 static ssize_t on_read_body(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t len,
@@ -262,16 +295,22 @@ static uint8_t *lower(char *b, size_t cap, size_t *used, const char *name, size_
 /* Connection-specific fields never go into an HTTP/2 response. */
 static int conn_specific(const struct tn_field *f)
 {
-    static const char *const names[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", NULL};
-    unsigned i;
-
     if (f->flags & (TN_FIELD_F_HOP | TN_FIELD_F_FRAMING))
         return 1;
-    for (i = 0; names[i]; i++)
-        if (tn_strieq(f->name, f->name_len, names[i]))
-            return 1;
-    return 0;
+    switch (f->name_len) { /* one comparison per field, not six */
+    case 2:
+        return tn_strieq(f->name, 2, "te");
+    case 7:
+        return tn_strieq(f->name, 7, "upgrade");
+    case 10:
+        return tn_strieq(f->name, 10, "connection") || tn_strieq(f->name, 10, "keep-alive");
+    case 16:
+        return tn_strieq(f->name, 16, "proxy-connection");
+    case 17:
+        return tn_strieq(f->name, 17, "transfer-encoding");
+    default:
+        return 0;
+    }
 }
 
 /* Builds the HEADERS of response m (interim or final) into nva; returns the
@@ -373,17 +412,19 @@ static int h2_head(struct tn_stream *s, const struct tn_msg *m)
     struct tn_h2s *h = s->down_ctx;
     struct tn_h2down *hc = h->hc;
     nghttp2_data_provider prd = {.source.ptr = h, .read_callback = on_read_body};
+    size_t cap = m->nfields + m->nextra + MAX_NV_EXTRA;
     char status[4], clen[24];
-    nghttp2_nv *nva;
+    nghttp2_nv nv_stack[NV_STACK], *nva;
     int n, rv;
 
     if (h->flags & TN_H2S_F_CLOSED)
         return TN_OK; /* the client reset it: the stream hears it from abort */
     if (m->status < 200 && m->status != 103 && !(m->status == 100 && (h->flags & TN_H2S_F_EXPECT)))
         return TN_OK; /* other interim responses mean nothing to an HTTP/2 client */
-    nva = malloc((m->nfields + m->nextra + MAX_NV_EXTRA) * sizeof(*nva));
+    nva = cap <= NV_STACK ? nv_stack : malloc(cap * sizeof(*nva));
     if (!nva || (n = build_nv(h, m, nva, status, clen)) < 0) {
-        free(nva);
+        if (nva != nv_stack)
+            free(nva);
         detach(h);
         tn_stream_ops.abort(s, 502, "response_head_too_large");
         submit_error(h, 502);
@@ -406,7 +447,8 @@ static int h2_head(struct tn_stream *s, const struct tn_msg *m)
             rv = nghttp2_submit_response(hc->sess, h->id, nva, (size_t)n,
                                          (h->flags & TN_H2S_F_EOF) ? NULL : &prd);
     }
-    free(nva);
+    if (nva != nv_stack)
+        free(nva);
     if (rv) {
         detach(h);
         tn_stream_ops.abort(s, 0, "h2_submit_failed");
@@ -415,7 +457,7 @@ static int h2_head(struct tn_stream *s, const struct tn_msg *m)
         return TN_ERR;
     }
     s->bytes_out += (uint64_t)n * 8 + 9; /* about what HPACK makes of it */
-    h2_send(hc);
+    send_later(hc);
     return TN_OK;
 }
 
@@ -439,11 +481,15 @@ static int h2_data(struct tn_stream *s, struct evbuffer *src, size_t n)
         h->flags &= ~TN_H2S_F_DEFERRED;
         nghttp2_session_resume_data(hc->sess, h->id);
     }
-    if (evbuffer_get_length(h->pend) >= PEND_HIGH && !(h->flags & TN_H2S_F_OUT_PAUSED)) {
+    if (evbuffer_get_length(h->pend) < PEND_HIGH) {
+        send_later(hc);
+        return TN_OK;
+    }
+    if (!(h->flags & TN_H2S_F_OUT_PAUSED)) {
         h->flags |= TN_H2S_F_OUT_PAUSED; /* the client's window or our output is full */
         tn_stream_ops.pause(s);
     }
-    h2_send(hc);
+    h2_send(hc); /* a full buffer goes out at once */
     return TN_OK;
 }
 
@@ -459,7 +505,7 @@ static int h2_end(struct tn_stream *s)
         nghttp2_session_resume_data(hc->sess, h->id);
     }
     detach(h);
-    h2_send(hc);
+    send_later(hc);
     return TN_OK;
 }
 
@@ -814,8 +860,10 @@ static void answer_refused(struct tn_h2down *hc, struct tn_h2s *h)
         tn_stream_new(hc->c->w, NULL, NULL, hc->c->peer_ip, scheme_of(hc), h->start_us);
 
     submit_error(h, h->err);
-    if (s)
+    if (s) {
+        s->proto = "HTTP/2";
         tn_stream_reject(s, h->err, h->why, h->start_us, 64);
+    }
 }
 
 /* Joins the cookie crumbs into one field, "; "-separated (RFC 9113
@@ -950,6 +998,7 @@ static void request_head(struct tn_h2down *hc, struct tn_h2s *h, int end)
     }
     h->s = s;
     h->flags |= TN_H2S_F_HEAD;
+    s->proto = "HTTP/2";
     s->bytes_in = hc->hsize;
     tn_stream_ops.head(s, &m); /* copies the head; may answer at once */
     if (end)
@@ -1146,9 +1195,12 @@ int tn_h2down_start(struct tn_client *c)
     hc->maxfields = conf->limits.headers + 1;
     hc->hbuf = malloc(hc->hcap);
     hc->fields = malloc(hc->maxfields * sizeof(*hc->fields));
-    if (!hc->hbuf || !hc->fields || new_session(hc) != TN_OK) {
+    hc->send_ev = event_new(c->w->base, -1, 0, on_send_later, hc);
+    if (!hc->hbuf || !hc->fields || !hc->send_ev || new_session(hc) != TN_OK) {
         if (hc->sess)
             nghttp2_session_del(hc->sess);
+        if (hc->send_ev)
+            event_free(hc->send_ev);
         free(hc->hbuf);
         free(hc->fields);
         free(hc);
@@ -1320,6 +1372,7 @@ void tn_h2down_free(struct tn_client *c, const char *why)
         release(h);
     }
     reap(hc);
+    event_free(hc->send_ev); /* also when it is active: it never runs */
     nghttp2_session_del(hc->sess);
     free(hc->hbuf);
     free(hc->fields);

@@ -9,8 +9,8 @@ import signal
 import harness
 from client import build_request
 
-FIELDS = {"time", "client", "method", "path", "status", "bytes_in", "bytes_out", "duration_ms",
-          "route", "backend", "server", "key_source", "bucket", "reason"}
+FIELDS = {"time", "client", "method", "path", "proto", "status", "bytes_in", "bytes_out",
+          "duration_ms", "route", "backend", "server", "key_source", "bucket", "reason"}
 
 
 def _key(prefix, to_new, percent=30):
@@ -43,6 +43,7 @@ def test_shifted_request_logged_with_decision(proxy, new, connect):
     _check_time(rec)
     assert rec["client"] == "127.0.0.1"
     assert rec["method"] == "POST"
+    assert rec["proto"] == "HTTP/1.1"
     assert rec["status"] == 200
     assert isinstance(rec["bytes_in"], int) and len(body) <= rec["bytes_in"] <= len(raw)
     assert isinstance(rec["bytes_out"], int)
@@ -98,6 +99,21 @@ def test_decision_fields_for_each_reason_and_key_source(proxy, legacy, new, conn
     assert rec["key_source"] == "client_ip"
     assert rec["bucket"] == harness.bucket("default", "127.0.0.1")
     assert rec["backend"] == harness.predict("default", "127.0.0.1", 30)
+
+
+def test_proto_names_the_client_protocol(proxy, new, connect):
+    """"proto" is the version of the client's request line; the backend's Via
+    names it too (RFC 9110 7.6.3), while the request upstream is HTTP/1.1."""
+    c = connect(proxy)
+    beta = [("X-User-Tier", "beta")]  # pinned to new
+    assert c.get("/proto/11", beta).status == 200
+    assert c.get("/proto/10", beta, version="HTTP/1.0").status == 200
+    for path, proto, via in (("/proto/11", "HTTP/1.1", "1.1 turnout"),
+                             ("/proto/10", "HTTP/1.0", "1.0 turnout")):
+        rec = proxy.wait_log(lambda x, p=path: x.get("path") == p)
+        assert rec["proto"] == proto, rec
+        req = new.completed(path)[0]
+        assert req.version == "HTTP/1.1" and req.header_all("Via") == [via], req
 
 
 def test_duration_covers_backend_time(proxy, connect):

@@ -200,8 +200,13 @@ def test_fleet_versions_in_stats_json(turnout_factory, legacy, new, short_dir, r
     a, b = nodes
     wait_redis_up(a)
     wait_redis_up(b)
+    before = jcmd(a.sock, "show info")["applied_version"]
     cmd(a.sock, "set weight default 20")
-    version = int(r.client().get("turnout:fleet:version"))
+    # the write is asynchronous: wait until node-a has it back from Redis
+    version = harness.wait_until(
+        lambda: (lambda v: v if v > before and v == int(r.client().get("turnout:fleet:version")
+                                                        or 0) else None)(
+            jcmd(a.sock, "show info")["applied_version"]), 5, "the change in Redis")
 
     def fleet():
         f = {n["node"]: n for n in stats_json(a)["fleet"]}

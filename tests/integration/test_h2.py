@@ -366,6 +366,8 @@ def test_get_post_and_header_mapping(turnout_factory, legacy, h2c):
     assert req.header("TE") is None
     assert req.header("X-Forwarded-Proto") == "http"
     assert req.header("X-Forwarded-For") == "127.0.0.1"
+    # RFC 9110 7.6.3: Via upstream names the protocol the client spoke
+    assert req.header_all("Via") == ["2 turnout"]
 
     r = c.fetch("/upload", method="POST", body=b"hello h2",
                 headers=[("content-length", "8")])
@@ -393,6 +395,11 @@ def test_get_post_and_header_mapping(turnout_factory, legacy, h2c):
     assert r.interim == [103] and r.status == 200
     log = t.wait_log(lambda x: x["path"] == "/h2/get?x=1")
     assert (log["method"], log["status"], log["backend"]) == ("GET", 200, "legacy")
+    assert log["proto"] == "HTTP/2"
+    # a request refused at its head is logged as HTTP/2 too
+    assert c.fetch("/refused", headers=[("host", "other.example")]).status == 400
+    log = t.wait_log(lambda x: x["status"] == 400 and x["reason"] == "host_authority_mismatch")
+    assert log["proto"] == "HTTP/2"
 
 
 def test_bodies_stream_20mib_each_way(turnout_factory, legacy, h2c):

@@ -28,6 +28,10 @@ void tn_tls_free(struct tn_tls *t);  /* the configuration's reference */
 /* A new server-side connection state on the default context, or NULL. */
 struct ssl_st *tn_tls_ssl(struct tn_tls *t);
 
+/* The reason of the last OpenSSL error into buf, and the queue emptied
+ * (also for src/core/tlsclient.c). */
+void tn_tls_reason(char *buf, size_t len);
+
 /* Whether the handshake selected h2 through ALPN. */
 int tn_tls_is_h2(const struct ssl_st *ssl);
 

@@ -56,18 +56,17 @@ static void show(struct tn_ctl *c, const char *cmd, struct evbuffer *out)
  * needs, the listeners, the fleet and the per-second series. */
 static void stats_json(struct tn_ctl *c, struct evbuffer *out, size_t seconds)
 {
-    evbuffer_add_printf(out, "{\"info\":");
-    show(c, "show info json", out);
-    evbuffer_add_printf(out, ",\"routes\":");
-    show(c, "show routes json", out);
-    evbuffer_add_printf(out, ",\"stats\":");
-    show(c, "show stats json", out);
-    evbuffer_add_printf(out, ",\"backends\":");
-    show(c, "show backends json", out);
-    evbuffer_add_printf(out, ",\"segments\":");
-    show(c, "show segments json", out);
-    evbuffer_add_printf(out, ",\"events\":");
-    show(c, "show events 50 json", out);
+    static const char *const shows[][2] = {
+        {"info", "show info json"},         {"routes", "show routes json"},
+        {"stats", "show stats json"},       {"backends", "show backends json"},
+        {"segments", "show segments json"}, {"events", "show events 50 json"},
+    };
+    size_t i;
+
+    for (i = 0; i < TN_ARRAY_LEN(shows); i++) {
+        evbuffer_add_printf(out, "%s\"%s\":", i ? "," : "{", shows[i][0]);
+        show(c, shows[i][1], out);
+    }
     evbuffer_add_printf(out, ",\"listeners\":");
     tn_statsview_listeners(c, out);
     evbuffer_add_printf(out, ",\"fleet\":");

@@ -288,12 +288,23 @@ static void side_json(struct evbuffer *out, const char *name, const struct tn_wi
     evbuffer_add(out, "}", 1);
 }
 
+/* A route's judging, or NULL when it was never judged. */
+static const struct judge_route *judged(const struct tn_judge *jd, uint32_t id)
+{
+    return id < jd->nroutes ? &jd->routes[id] : NULL;
+}
+
+/* The k-th of the route's kept windows, oldest first. */
+static const struct tn_judge_window *window_at(const struct judge_route *jr, size_t k)
+{
+    return &jr->hist[(jr->head + TN_JUDGE_HISTORY - jr->nhist + k) % TN_JUDGE_HISTORY];
+}
+
 static void route_json(const struct tn_judge *jd, size_t i, struct evbuffer *out)
 {
     const struct tn_ctl *c = jd->c;
     const struct tn_conf_route *r = c->plan->routes[i].conf;
-    uint32_t id = c->plan->routes[i].id;
-    const struct judge_route *jr = id < jd->nroutes ? &jd->routes[id] : NULL;
+    const struct judge_route *jr = judged(jd, c->plan->routes[i].id);
     size_t k, n = jr ? jr->nhist : 0;
 
     evbuffer_add_printf(out, "{\"route\":");
@@ -304,8 +315,7 @@ static void route_json(const struct tn_judge *jd, size_t i, struct evbuffer *out
                         jr ? jr->bad_run : 0, jr ? jr->rollbacks : 0,
                         jr ? jr->last_rollback_ms : 0);
     for (k = 0; k < n; k++) { /* oldest first */
-        const struct tn_judge_window *w =
-            &jr->hist[(jr->head + TN_JUDGE_HISTORY - n + k) % TN_JUDGE_HISTORY];
+        const struct tn_judge_window *w = window_at(jr, k);
 
         evbuffer_add_printf(out, "%s{\"start\":%" PRId64 ",\"end\":%" PRId64 ",\"verdict\":\"%s\","
                                  "\"bad_errors\":%s,\"bad_latency\":%s,",
@@ -328,8 +338,7 @@ static void route_text(const struct tn_judge *jd, size_t i, struct evbuffer *out
 {
     const struct tn_ctl *c = jd->c;
     const struct tn_conf_route *r = c->plan->routes[i].conf;
-    uint32_t id = c->plan->routes[i].id;
-    const struct judge_route *jr = id < jd->nroutes ? &jd->routes[id] : NULL;
+    const struct judge_route *jr = judged(jd, c->plan->routes[i].id);
     size_t k, n = jr ? jr->nhist : 0;
 
     evbuffer_add_printf(out, "route %s (%s -> %s): auto-rollback %s, %u bad in a row, %" PRIu64
@@ -343,8 +352,7 @@ static void route_text(const struct tn_judge *jd, size_t i, struct evbuffer *out
                         "verdict", "to_req", "to_err%", "to_p99ms", "from_req", "from_err%",
                         "from_p99", "z", "u_p", "reason");
     for (k = n; k-- > 0;) { /* newest first */
-        const struct tn_judge_window *w =
-            &jr->hist[(jr->head + TN_JUDGE_HISTORY - n + k) % TN_JUDGE_HISTORY];
+        const struct tn_judge_window *w = window_at(jr, k);
 
         evbuffer_add_printf(out, "  %-12" PRId64 " %-12s %8" PRIu64 " %8.2f %9.1f %8" PRIu64
                                  " %8.2f %9.1f %7.2f %9.2g  %s\n",
@@ -388,7 +396,7 @@ int tn_judge_show(const struct tn_judge *jd, const char *route, int json, struct
 int tn_judge_counts(const struct tn_judge *jd, uint32_t route_id, uint64_t *verdicts,
                     uint64_t *rollbacks, uint64_t *last_rollback_ms)
 {
-    const struct judge_route *jr = route_id < jd->nroutes ? &jd->routes[route_id] : NULL;
+    const struct judge_route *jr = judged(jd, route_id);
     size_t v;
 
     for (v = 0; v < TN_VERDICT_COUNT; v++)

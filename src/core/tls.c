@@ -38,8 +38,7 @@ struct tn_tls {
     int h2;
 };
 
-/* The reason of the last OpenSSL error, and the queue emptied. */
-static void reason(char *buf, size_t len)
+void tn_tls_reason(char *buf, size_t len)
 {
     unsigned long e = ERR_peek_last_error();
 
@@ -191,7 +190,7 @@ static SSL_CTX *new_ctx(struct tn_tls *t, const struct tn_conf_listen *l, char *
     int n;
 
     if (!ctx) {
-        reason(why, len);
+        tn_tls_reason(why, len);
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, (int)l->tls_min_version);
@@ -203,7 +202,7 @@ static SSL_CTX *new_ctx(struct tn_tls *t, const struct tn_conf_listen *l, char *
     if (!SSL_CTX_set_cipher_list(ctx, l->tls_ciphers ? l->tls_ciphers : DEFAULT_CIPHERS)) {
         char r[256];
 
-        reason(r, sizeof(r));
+        tn_tls_reason(r, sizeof(r));
         snprintf(why, len, "ciphers \"%s\": %s", l->tls_ciphers ? l->tls_ciphers : "", r);
         SSL_CTX_free(ctx);
         return NULL;
@@ -211,7 +210,7 @@ static SSL_CTX *new_ctx(struct tn_tls *t, const struct tn_conf_listen *l, char *
     if (l->tls_ciphersuites && !SSL_CTX_set_ciphersuites(ctx, l->tls_ciphersuites)) {
         char r[256];
 
-        reason(r, sizeof(r));
+        tn_tls_reason(r, sizeof(r));
         snprintf(why, len, "ciphersuites \"%s\": %s", l->tls_ciphersuites, r);
         SSL_CTX_free(ctx);
         return NULL;
@@ -247,17 +246,17 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char ***na
         return TN_ERR;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        reason(r, sizeof(r));
+        tn_tls_reason(r, sizeof(r));
         snprintf(why, len, "cannot load the certificate %s: %s", cert, r);
         return TN_ERR;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        reason(r, sizeof(r));
+        tn_tls_reason(r, sizeof(r));
         snprintf(why, len, "cannot load the key %s: %s", key, r);
         return TN_ERR;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        reason(r, sizeof(r));
+        tn_tls_reason(r, sizeof(r));
         snprintf(why, len, "the key %s does not match the certificate %s: %s", key, cert, r);
         return TN_ERR;
     }

@@ -16,6 +16,7 @@
 
 #include "turnout/common.h"
 #include "turnout/conf-yaml.h"
+#include "turnout/tls.h"
 #include "turnout/tlsclient.h"
 
 #define MAX_CA_FILE (16u << 20)
@@ -34,18 +35,6 @@ static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static void make_slot_index(void)
 {
     slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-}
-
-/* The reason of the last OpenSSL error, and the queue emptied. */
-static void reason(char *buf, size_t len)
-{
-    unsigned long e = ERR_peek_last_error();
-
-    if (e)
-        ERR_error_string_n(e, buf, len);
-    else
-        snprintf(buf, len, "unknown error");
-    ERR_clear_error();
 }
 
 /* A new session from the server (after the handshake in TLS 1.2, with a
@@ -79,7 +68,7 @@ static int ca_digest(const char *path, char *out, char *why, size_t len)
     if (!mc || EVP_DigestInit_ex(mc, EVP_sha256(), NULL) != 1) {
         fclose(f);
         EVP_MD_CTX_free(mc);
-        reason(why, len);
+        tn_tls_reason(why, len);
         return TN_ERR;
     }
     while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && (total += n) <= MAX_CA_FILE)
@@ -107,12 +96,12 @@ static int set_verify(SSL_CTX *ctx, const struct tn_conf_upstream_tls *t, const 
     char r[256];
 
     if (ca && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
-        reason(r, sizeof(r));
+        tn_tls_reason(r, sizeof(r));
         snprintf(why, len, "cannot load the CA file %s: %s", ca, r);
         return TN_ERR;
     }
     if (!ca && SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        reason(r, sizeof(r));
+        tn_tls_reason(r, sizeof(r));
         snprintf(why, len, "cannot load the system CA store: %s", r);
         return TN_ERR;
     }
@@ -126,7 +115,7 @@ static int set_verify(SSL_CTX *ctx, const struct tn_conf_upstream_tls *t, const 
 
         X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         if (X509_VERIFY_PARAM_set1_host(vp, t->server_name, 0) != 1) {
-            reason(r, sizeof(r));
+            tn_tls_reason(r, sizeof(r));
             snprintf(why, len, "server_name \"%s\": %s", t->server_name, r);
             return TN_ERR;
         }
@@ -148,7 +137,7 @@ struct tn_tlsclient *tn_tlsclient_new(const struct tn_conf_upstream_tls *t, cons
     if (ca && ca_digest(ca, digest, why, len) != TN_OK)
         goto fail;
     if (!(c->ctx = SSL_CTX_new(TLS_client_method()))) {
-        reason(why, len);
+        tn_tls_reason(why, len);
         goto fail;
     }
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
@@ -158,7 +147,7 @@ struct tn_tlsclient *tn_tlsclient_new(const struct tn_conf_upstream_tls *t, cons
     SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (SSL_CTX_set_alpn_protos(c->ctx, alpn, sizeof(alpn) - 1) != 0) {
-        reason(why, len);
+        tn_tls_reason(why, len);
         goto fail;
     }
     if (set_verify(c->ctx, t, ca, why, len) != TN_OK)

@@ -8,7 +8,6 @@ TLS (ALPN h2) variant can be added with the same tests.
 """
 
 import hashlib
-import shutil
 import signal
 import socket
 import struct
@@ -473,8 +472,6 @@ def test_replay_on_legacy(mode, reason, turnout_factory, legacy, faults, h2c):
 
 # ------------------------------------------------------------ clients ----
 
-@pytest.mark.skipif(not shutil.which("nghttp") or not shutil.which("h2load"),
-                    reason="nghttp2-client not installed")
 def test_curl_nghttp_h2load(turnout_factory, legacy, tmp_path):
     t = start(turnout_factory, legacy)
     url = "http://%s:%d" % t.listen
